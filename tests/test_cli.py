@@ -1,0 +1,44 @@
+"""The installed `tabsynth` command, run as a user runs it: a separate process, its exit status, its files."""
+import json, os, subprocess, sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args, env=None):
+    return subprocess.run([str(BIN/'tabsynth'), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_the_package_imports_as_documented():
+    r = subprocess.run([sys.executable, '-c', 'from tabsynth.core import Schema; from tabsynth.datasets import load, split'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_demo_writes_its_report(tmp_path):
+    r = run('demo', '--out', str(tmp_path/'demo'), '--seed', '3')
+    assert r.returncode == 0, r.stderr
+    assert "table 'penguins': 8 columns; target 'species' (classification)" in r.stdout
+    report = json.loads((tmp_path/'demo/report.json').read_text())
+    assert report['split'] == {'sizes': [0.6, 0.2, 0.2], 'seed': 3, 'rows': {'train': 206, 'valid': 69, 'test': 69},
+                               'class_shares': report['split']['class_shares']}
+    assert set(report['split']['class_shares']) == {'train', 'valid', 'test'}
+    assert (tmp_path/'demo/overview.png').stat().st_size > 10_000
+    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['overview.png', 'report.json', 'schema.json']
+
+
+def test_user_errors_are_one_line_with_status_2(tmp_path):
+    r = run('demo', '--dataset', 'magic', '--out', str(tmp_path), env={'TABSYNTH_DATA_DIR': str(tmp_path/'nowhere')})
+    assert r.returncode == 2
+    assert r.stderr.startswith("tabsynth demo: dataset 'magic' is read from the benchmark data folder")
+    assert 'TABSYNTH_DATA_DIR' in r.stderr and 'Traceback' not in r.stderr
+    r = run('demo', '--dataset', 'pinguins')
+    assert r.returncode == 2 and "did you mean 'penguins'" in r.stderr
+
+
+def test_help_and_datasets():
+    r = run('--help')
+    assert r.returncode == 0 and all(c in r.stdout for c in ('demo', 'datasets', 'docs'))
+    r = run('datasets')
+    assert r.returncode == 0 and 'penguins' in r.stdout and 'available' in r.stdout
