@@ -58,7 +58,7 @@ def test_site_has_a_page_per_notebook(docs_site):
     assert {'index.html', 'core.html', 'datasets.html', 'cli.html'} <= names
     notebooks = [p for p in (ROOT/'nbs').glob('*.ipynb')]
     assert len(names) == len(notebooks), (sorted(names), sorted(p.name for p in notebooks))
-    assert 'class="highlight' in (docs_site/'core.html').read_text(), 'code cells are not syntax-highlighted
+    assert 'class="highlight' in (docs_site/'core.html').read_text(), 'code cells are not syntax-highlighted'
 
 
 def test_pages_load_without_errors(docs_site, server, browser):
