@@ -322,6 +322,12 @@ def _parser():
     bb.add_argument('--parts', nargs='+', default=['protocol', 'date', 'htdbu'], choices=['protocol', 'date', 'htdbu'],
                     help='which parts to run (default: all)')
     bb.add_argument('--data-dir', default=None, help='benchmark data folder')
+    br = bsub.add_parser('rules', help='time Rule.mask against the same test as a pandas expression',
+                         description='Times the mask of a 10-conjunction DNF rule on 1,000,000 rows against the same test written '
+                                     'as a pandas expression, in one run; prints the table and writes rules.csv to --out.')
+    br.add_argument('--rows', type=int, default=1_000_000, help='rows of the synthetic frame (default: 1,000,000)')
+    br.add_argument('--terms', type=int, default=10, help='conjunctions in the rule (default: 10)')
+    br.add_argument('--out', default='bench/rules', help='output folder (default: bench/rules)')
     s = sub.add_parser('docs', help='build the documentation site and README.md from the notebooks')
     s.add_argument('--out', default='_docs', help='site folder, relative to the project (default: _docs)')
     s.add_argument('--no-readme', action='store_true', help='do not rewrite README.md')
@@ -340,8 +346,12 @@ def main(argv=None # the arguments (default: sys.argv[1:])
             with pd.option_context('display.width', 250, 'display.max_colwidth', 70):
                 print(list_datasets(args.data_dir)[cols].to_string())
         elif args.command == 'bench':
-            from tabsynth.evaluation import bench_baselines  # scikit-learn and SDV load only when needed
-            bench_baselines(args.out, fast=args.fast, parts=tuple(args.parts), path=args.data_dir)
+            if args.bench == 'rules':
+                from tabsynth.rules import bench_mask
+                bench_mask(args.rows, args.terms, out=Path(args.out)/'rules.csv')
+            else:
+                from tabsynth.evaluation import bench_baselines  # scikit-learn and SDV load only when needed
+                bench_baselines(args.out, fast=args.fast, parts=tuple(args.parts), path=args.data_dir)
         elif args.command == 'docs':
             if args.quarto:
                 if not shutil.which('quarto'): raise RuntimeError("--quarto needs Quarto on the PATH; without it, drop --quarto")
