@@ -126,3 +126,21 @@ def test_mask_benchmark_within_target(tmp_path):
     res = bench_mask(1_000_000, 10, repeat=3, out=tmp_path/'rules.csv', quiet=True)
     assert (tmp_path/'rules.csv').is_file()
     assert res.loc['Rule.mask', 'ratio'] <= 1.5, res
+
+
+def test_review_fixes():
+    "Column-to-column tests on nullable dtypes, dates written as text, links in overlap, whole numbers at the ends of a range."
+    df = pd.DataFrame({'s': pd.array(['a', None, 'b'], dtype='string'), 's2': pd.array(['a', 'a', None], dtype='string'),
+                       'B': pd.array([True, None, False], dtype='boolean'), 'b': [True, False, True]})
+    assert P('s', '==', Col('s2')).mask(df).tolist() == [True, False, False]
+    assert P('B', '!=', Col('b')).mask(df).tolist() == [False, False, True]
+    d = pd.DataFrame({'d': pd.to_datetime(['2020-01-01', '2020-06-01'])})
+    c = P('d', '==', '2020-01-01') & P('d', '>=', '2020-01-01')
+    assert not c.empty and Rule((c,)).simplify().mask(d).tolist() == [True, False]
+    with pytest.raises(RuleError, match='compares two columns'):
+        overlap(P('x', '<', Col('y')), P('x', '>', Col('y')), pd.DataFrame({'x': [0., 10.], 'y': [0., 10.]}))
+    t = Template.from_dict({'columns': {'n': {'uniform': {'low': 0, 'high': 4}}}}).validate(Schema([Column('n', 'integer', min=0, max=4)]))
+    shares = t.sample_skeleton(50_000, seed=0).n.value_counts(normalize=True)
+    assert shares.between(0.18, 0.22).all(), shares
+    rej = Template.from_dict({'rules': [{'then': {'column': 'x', 'op': '==', 'value': 1}}]}).repair(pd.DataFrame({'x': [2], 'reason': ['mine']})).rejects
+    assert rej.reason.tolist() == ['mine'] and 'repair_reason' in rej
