@@ -9,32 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tabsynth
-from .core import Schema
+from .core import Schema, write_atomic
 from .datasets import load, list_datasets, split
 
 # %% auto #0
-__all__ = ['write_atomic', 'demo', 'build_docs', 'main']
-
-# %% ../nbs/10_cli.ipynb #87f6d55c
-def write_atomic(path, # the file to write
-                 data:str|bytes|None=None, # the content; or pass write
-                 write=None, # a function that writes to the temporary path it is given (e.g. fig.savefig)
-                ) -> Path:
-    "Write `data` (or call `write(tmp)`) to a temporary file beside `path`, then rename it into place."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=path.suffix)
-    os.close(fd)
-    try:
-        if write is not None: write(tmp)
-        elif isinstance(data, bytes): Path(tmp).write_bytes(data)
-        else: Path(tmp).write_text(data, encoding='utf-8')
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes private files; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-    return path
+__all__ = ['demo', 'build_docs', 'main']
 
 # %% ../nbs/10_cli.ipynb #32de9609
 def _jsonable(o):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #bf2eeeca
 from __future__ import annotations
-import json, math, re, difflib, warnings
+import json, math, os, re, difflib, tempfile, warnings
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from typing import NamedTuple
@@ -15,7 +15,7 @@ import pandas as pd
 from pandas.errors import OutOfBoundsDatetime
 
 # %% auto #0
-__all__ = ['KINDS', 'TASKS', 'REASONS', 'Column', 'Schema', 'Coerced']
+__all__ = ['KINDS', 'TASKS', 'REASONS', 'Column', 'Schema', 'Coerced', 'write_atomic']
 
 # %% ../nbs/00_core.ipynb #f24a96bb
 KINDS = ('numeric', 'integer', 'categorical', 'boolean', 'text', 'datetime')
@@ -698,3 +698,24 @@ def _rejects_frame(problems, index, rows):
     cols = ['row', 'reason', 'column', 'value', 'message', 'record']
     # object columns as given: a value such as 10**400 must be reported, not converted
     return pd.DataFrame({k: pd.Series([r[k] for r in recs], dtype=object) for k in cols}).set_index('row')
+
+# %% ../nbs/00_core.ipynb #87f6d55c
+def write_atomic(path, # the file to write
+                 data:str|bytes|None=None, # the content; or pass write
+                 write=None, # a function that writes to the temporary path it is given (e.g. fig.savefig)
+                ) -> Path:
+    "Write `data` (or call `write(tmp)`) to a temporary file beside `path`, then rename it into place."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=path.suffix)
+    os.close(fd)
+    try:
+        if write is not None: write(tmp)
+        elif isinstance(data, bytes): Path(tmp).write_bytes(data)
+        else: Path(tmp).write_text(data, encoding='utf-8')
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes private files; give the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.unlink(tmp)
+    return path
