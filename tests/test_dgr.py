@@ -143,3 +143,71 @@ def test_bench_command(tmp_path):
                         '--out', str(tmp_path/'bad')], capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and 'must lie in (0, 1]' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path/'bad'/'dgr.csv').exists()
+
+
+# ---- review regressions
+
+def test_datetimes_within_an_hour_and_tiny_scales_split_exactly():
+    rng = np.random.default_rng(0)
+    t = pd.Timestamp('2024-03-01') + pd.to_timedelta(np.sort(rng.integers(0, 3600, 4000)), unit='s')
+    df = pd.DataFrame({'t': t, 'y': np.where(t < pd.Timestamp('2024-03-01 00:30:00'), 'early', 'late')})
+    d = discover(df, 'y', rho=0.01, estimator=DummyClassifier())
+    assert d.coverage == 1.0 and all(b.rho == 0 for b in d.blocks), d.to_frame()
+    small = pd.DataFrame({'x': df.t.astype('int64') * 1e-16, 'y': df.y})   # values ~1e2 apart by 1e-7
+    ds = discover(small, 'y', rho=0.01, estimator=DummyClassifier())
+    assert ds.coverage == 1.0, ds.to_frame()
+    _check_partition(ds, small)
+
+
+def test_a_given_schema_types_the_rows_and_rejects_what_does_not_fit():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({'b': rng.integers(0, 2, 600), 'x': rng.normal(size=600)})
+    df['y'] = np.where(df.b == 1, 'yes', 'no')
+    schema = Schema.infer(df, 'y', kinds={'b': 'boolean'})
+    d = discover(df, 'y', rho=0.01, schema=schema, estimator=DummyClassifier())
+    assert [str(b.rule) for b in d.blocks] and all('b ==' in str(b.rule) for b in d.blocks)
+    assert (d.route(df) >= 0).all()   # the 0/1 column is read as booleans, as the schema says
+    bad = df.assign(x=df.x.astype(object))
+    bad.loc[3, 'x'] = 'twelve'
+    with pytest.raises(ValueError, match=r"1 rows do not fit the schema \(row 3: .*twelve"): discover(bad, 'y', schema=Schema.infer(df, 'y'))
+    with pytest.raises(ValueError, match='infinite values'): discover(df.assign(x=df.x.where(df.index != 5, np.inf)), 'y')
+    with pytest.raises(ValueError, match='reset_index'): discover(df.set_axis(np.arange(600) // 2), 'y')
+
+
+def test_small_rules_never_crash_the_folds():
+    df = _mixed(n=800, seed=5)
+    for seed in range(4):
+        d = discover(df, 'y', rho=0.01, min_rows=2, folds=4, random_state=seed)
+        _check_partition(d, df)
+
+
+def test_route_and_evaluate_edge_cases():
+    df = _mixed(n=500, seed=6)
+    none = discover(df, 'y', rho=0.0001, min_rows=400)   # no block
+    assert not none.blocks and (none.route(df) == -1).all() and len(none.evaluate(df)) == 0
+    one = discover(df, 'y', rho=1.0)                      # one block, rule TRUE
+    assert (one.route(df) == 0).all()
+    ev = one.evaluate(df.assign(y=df.y.where(df.index > 9)))
+    assert ev.rows.iloc[0] == len(df) - 10                # missing targets are not scored
+    with pytest.raises(KeyError, match="lacks the columns"): one.evaluate(df.drop(columns='x'))
+
+
+def test_estimators_and_budgets_of_any_numeric_type():
+    from sklearn.cluster import KMeans
+    df = _mixed(300)
+    with pytest.raises(ValueError, match='is not a scikit-learn classifier'): discover(df, 'y', estimator=KMeans(3))
+    d = discover(df, 'y', time_budget=np.float32(30), max_models=np.int64(50), min_rows=40)
+    assert d.stopped == 'queue empty'
+
+
+def test_bench_rejects_unknown_tables_before_running(tmp_path):
+    with pytest.raises(ValueError, match="unknown tables \\['nope'\\]"):
+        bench_dgr(tables=('boston', 'nope'), scaling=None, out=tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_short_thresholds_read_well():
+    from tabsynth.dgr import _short
+    assert _short(40, 41) == 40 and _short(3, 400) == 200 and _short(2.9e19, 3.1e19) == 3e19
+    for lo, hi in [(0.2718, 0.3142), (-1.25, -1.2), (1e-9, 2e-9), (-5e5, -4.9e5)]:
+        v = _short(lo, hi); assert lo <= v < hi, (lo, hi, v)
