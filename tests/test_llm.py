@@ -149,3 +149,103 @@ def test_concurrent_calls_and_a_server_that_goes_away(tmp_path):
         url = s.base_url
     gone = LLMClient(GEMMA, url, system_in_user=True, max_retries=1, backoff=0.01, timeout=5)
     with pytest.raises(LLMError, match='cannot connect'): gone.chat('hello')
+
+
+# ---- review regressions
+
+def _drip_server(delay=0.3):
+    "A server that answers 200 and then sends its body one byte at a time, forever."
+    import socket, threading
+    srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(8)
+    def serve():
+        while True:
+            try: conn, _ = srv.accept()
+            except OSError: return
+            def drip(c):
+                try:
+                    c.recv(65536)
+                    c.sendall(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n')
+                    while True: c.sendall(b' '); time.sleep(delay)
+                except OSError: pass
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, f'http://127.0.0.1:{srv.getsockname()[1]}/v1'
+
+
+def test_a_dripping_server_cannot_hold_a_call():
+    srv, url = _drip_server()
+    try:
+        c = LLMClient('stub', url, timeout=1, max_retries=1, backoff=0.01)
+        t = time.perf_counter()
+        with pytest.raises(LLMError, match='no reply within 1 s after 2 attempts'): c.chat('hi')
+        assert time.perf_counter() - t < 6
+    finally: srv.close()
+
+
+@pytest.mark.parametrize('body', ['null', '[]', json.dumps({'choices': [{'message': None, 'finish_reason': 'stop'}]})])
+def test_answers_that_are_not_chat_completions_fail_clearly(body):
+    with StubServer([{'body': body}]) as s:
+        c = LLMClient('stub', s.base_url, max_retries=1, backoff=0.01)
+        with pytest.raises(LLMError, match='not a chat completion'): c.chat('hi')
+        assert c.usage.failures == 1 and len(s.requests) == 2
+
+
+def test_retry_after_and_the_auto_fallback_are_read_carefully():
+    with StubServer([{'status': 429, 'headers': {'retry-after': '-1'}}, {'text': GOOD}]) as s:
+        assert LLMClient('stub', s.base_url).chat('hi').text == GOOD
+    with StubServer([{'status': 400, 'text': "This model's maximum context length is 4096 tokens"}]) as s:
+        c = LLMClient('stub', s.base_url)
+        with pytest.raises(LLMError, match='maximum context length'): c.chat('hi', json_schema=rows_schema(PENG.schema, 1))
+        assert c.structured == 'auto' and len(s.requests) == 1
+
+
+def test_replies_with_any_text_are_recorded_and_damaged_files_are_misses(tmp_path):
+    weird = 'a\ud800b'
+    with StubServer([{'body': json.dumps({'choices': [{'index': 0, 'finish_reason': 'stop', 'message': {'role': 'assistant', 'content': weird}}]})}]) as s:
+        c = LLMClient('stub', s.base_url, cache=tmp_path)
+        assert c.chat('x').text == weird and LLMClient('stub', cache=tmp_path, mode='replay').chat('x').text == weird
+    f = next(tmp_path.rglob('*.json'))
+    for junk in [b'\xff\xfe\x00', b'[]', b'{"model": "m"}', b'{"reply": 3}']:
+        f.write_bytes(junk)
+        assert ReplayCache(tmp_path).get(f.stem) is None
+    (f.parent/f'.{f.name}.tmp123.json').write_text('{"partial')   # what a killed writer leaves behind
+    assert len(ReplayCache(tmp_path)) == 1
+
+
+def test_keys_separate_constrained_and_free_requests(tmp_path):
+    js = rows_schema(PENG.schema, 1)
+    with StubServer([{'text': 'free prose'}, {'text': GOOD}]) as s:
+        free = LLMClient('stub', s.base_url, cache=tmp_path, structured='none').chat('x', json_schema=js)
+        strict = LLMClient('stub', s.base_url, cache=tmp_path, structured='json_object').chat('x', json_schema=js)
+        assert (free.text, strict.text) == ('free prose', GOOD) and len(s.requests) == 2
+        same = LLMClient('stub', s.base_url, cache=tmp_path, structured='json_object').chat('x', json_schema=js, temperature=1)
+        again = LLMClient('stub', s.base_url, cache=tmp_path, structured='json_object').chat('x', json_schema=js, temperature=1.0)
+        assert again.cached and len(s.requests) == 3
+
+
+def test_the_same_request_in_one_batch_is_paid_once(tmp_path):
+    with StubServer([{'delay': 0.3, 'text': GOOD}]) as s:
+        c = LLMClient('stub', s.base_url, cache=tmp_path, workers=16)
+        replies = c.chat_many(['same'] * 32)
+        assert len(s.requests) == 1 and c.usage.calls == 1 and c.usage.cache_hits == 31 and all(r.text == GOOD for r in replies)
+
+
+@pytest.mark.parametrize('text, finish, reason', [
+    ('{"rows": [' + ','.join([json.dumps(ROW)] * 3) + ', {"species": "Ad', 'length', 'truncated'),
+    ('{"rows": [' + json.dumps(ROW) + ']} and also {"rows": [' + json.dumps(ROW) + ']}', 'stop', 'invalid_json'),
+    ('{"rows": [' + json.dumps(ROW) + ', ' + json.dumps(ROW) + ',]}', 'stop', 'invalid_json'),
+    ('{"rows":' + '[' * 5000, 'stop', 'invalid_json'),
+    ('Sure: ' + GOOD + ' Anything else?', 'length', 'truncated'),
+])
+def test_broken_replies_are_never_mined_for_parts(text, finish, reason):
+    p = parse_rows(text, PENG.schema, finish_reason=finish)
+    assert p.counts == {reason: 1} and len(p.rows) == 0, (p.counts, len(p.rows))
+
+
+def test_errors_and_reprs_hold_no_secret():
+    with StubServer([{'status': 401, 'text': 'bad key'}]) as s:
+        url = s.base_url.replace('http://', 'http://user:hunter2@') + '?api-key=sk-in-url'
+        c = LLMClient('stub', url, api_key='sk-secret-key')
+        with pytest.raises(LLMError) as e: c.chat('hi')
+    assert e.value.__context__ is None and e.value.__cause__ is None
+    for text in (str(e.value), repr(c)): assert 'hunter2' not in text and 'sk-in-url' not in text and 'sk-secret-key' not in text
