@@ -249,3 +249,26 @@ def test_errors_and_reprs_hold_no_secret():
         with pytest.raises(LLMError) as e: c.chat('hi')
     assert e.value.__context__ is None and e.value.__cause__ is None
     for text in (str(e.value), repr(c)): assert 'hunter2' not in text and 'sk-in-url' not in text and 'sk-secret-key' not in text
+
+
+# ---- the offline proposer
+
+def test_interpolation_proposer_on_every_kind_and_its_limits():
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_dgr import _mixed
+    from tabsynth.core import Schema
+    from tabsynth.rules import parse_rule
+    from tabsynth.llm import InterpolationProposer
+    df = _mixed(600)
+    schema = Schema.infer(df, 'y')
+    rule = parse_rule({'any': [{'all': [{'column': 'day', 'op': '>', 'value': '2024-03-01'}, {'column': 'colour', 'op': 'in', 'value': ['red', 'blue']}]},
+                               {'all': [{'column': 'x', 'op': '<=', 'value': -1}]}]})
+    out = InterpolationProposer(schema, 3).propose(rule, df, 40)
+    assert len(out) == 40 and rule.mask(out).all() and len(schema.coerce(out).rejects) == 0
+    link = parse_rule({'column': 'x', 'op': '<', 'value': {'column': 'x'}})   # nothing can satisfy x < x
+    with pytest.raises(ValueError, match='no two example rows'): InterpolationProposer(schema).propose(link, df, 5)
+    twins = pd.concat([df.dropna().head(1)] * 5, ignore_index=True)   # five identical rows: every draw copies them
+    with pytest.raises(ValueError, match=r"only 0 of 3 rows after 20 rounds; redrawn rows: \{.*'copies_an_example'"):
+        InterpolationProposer(schema).propose(parse_rule({'column': 'x', 'op': '<', 'value': 100}), twins, 3)
+    with pytest.raises(ValueError, match='n=-1'): InterpolationProposer(schema).propose(rule, df, -1)
