@@ -374,6 +374,7 @@ class Discovery:
         self.schema, self.features, self.ignored, self.labels, self.scale = schema, feats, ignored, labels, scale
         self.target, self.task, self.rho, self.params, self.stopped = schema.target, schema.task, params['rho'], params, stopped
         self.seconds, self.cpu_seconds, self.n_rows = seconds, cpu_seconds, len(index)
+        self.estimator = s.est   # the unfitted estimator every model is a copy of
         lab = lambda rows: index[np.sort(rows)].to_numpy()
         self.blocks = [Block(b.id, b.model_id, b.rho, b.rule, lab(b.rows), b.ind, b.shared, b.node) for b in s.blocks]
         self.unassigned = [Unassigned(u.rule, lab(u.rows), u.reason, u.node) for u in s.unassigned]
