@@ -703,6 +703,7 @@ def _rejects_frame(problems, index, rows):
 def write_atomic(path, # the file to write
                  data:str|bytes|None=None, # the content; or pass write
                  write=None, # a function that writes to the temporary path it is given (e.g. fig.savefig)
+                 durable:bool=False, # also flush the file and its folder to disk (survives a power cut, not only a killed process)
                 ) -> Path:
     "Write `data` (or call `write(tmp)`) to a temporary file beside `path`, then rename it into place."
     path = Path(path)
@@ -715,7 +716,13 @@ def write_atomic(path, # the file to write
         else: Path(tmp).write_text(data, encoding='utf-8')
         umask = os.umask(0); os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes private files; give the usual permissions
+        if durable:
+            with open(tmp, 'rb') as f: os.fsync(f.fileno())
         os.replace(tmp, path)
+        if durable and hasattr(os, 'O_DIRECTORY'):
+            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try: os.fsync(fd)
+            finally: os.close(fd)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
     return path
