@@ -1,5 +1,6 @@
 """The installed `tabsynth` command, run as a user runs it: a separate process, its exit status, its files."""
 import json, os, subprocess, sys
+import pandas as pd
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -25,7 +26,18 @@ def test_demo_writes_its_report(tmp_path):
                                'class_shares': report['split']['class_shares']}
     assert set(report['split']['class_shares']) == {'train', 'valid', 'test'}
     assert (tmp_path/'demo/overview.png').stat().st_size > 10_000
-    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['overview.png', 'report.json', 'schema.json']
+    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'overview.png', 'report.json', 'schema.json']
+    d = report['date']
+    assert d['measure'] == 'error %' and d['rows'] == len(pd.read_csv(tmp_path/'demo/date.csv')) and 0 <= d['with DATE'] <= 100
+    assert 'DATE (offline proposer' in r.stdout and d['report']['selection'] == 'mds'
+
+
+def test_bench_date_on_a_bundled_table(tmp_path):
+    r = run('bench', 'date', '--tables', 'breast-cancer', '--baselines', 'interpolation', '--out', str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    f = pd.read_csv(tmp_path/'date.csv')
+    assert {'real', 'DATE', 'DATE, no refinement', 'DATE, greedy selection', 'interpolation'} == set(f.method)
+    assert '## Targets' in (tmp_path/'summary.md').read_text() and '## Targets' in r.stdout
 
 
 def test_user_errors_are_one_line_with_status_2(tmp_path):

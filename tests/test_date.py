@@ -1,0 +1,55 @@
+"""The DATE synthesizer end to end: its contract, the LLM path through a stub, and the edge cases the issue names."""
+import json, warnings
+import pandas as pd
+import pytest
+from tabsynth.datasets import load, split
+from tabsynth.date import DATESynthesizer
+from tabsynth.llm import LLMClient, LLMProposer, StubServer
+
+
+@pytest.fixture(scope='module')
+def penguins():
+    ds = load('penguins')
+    f = ds.frame.dropna().reset_index(drop=True)
+    return ds.schema, *split(f, 'species')
+
+
+def test_fit_sample_and_the_report(penguins):
+    schema, train, valid, test = penguins
+    d = DATESynthesizer(rho=0.05, min_rows=20, random_state=0).fit(train, 'species', validation=valid, schema=schema)
+    rows, rep = d.generate()
+    assert rep.discovery['blocks'] == 1 and len(rep.models) == 1           # one block: one shared model, an ordinary run
+    assert len(rows) == rep.rows and len(schema.coerce(rows).rejects) == 0
+    json.dumps(rep.to_dict(), default=str)
+    assert set(rep.seconds) == {'discovery', 'generation', 'selection', 'total'}
+    assert '<h4>DATE run</h4>' in rep._repr_html_()
+
+
+def test_without_validation_rows_a_share_is_set_apart(penguins):
+    schema, train, valid, test = penguins
+    d = DATESynthesizer(validation_size=0.3, random_state=0).fit(train, 'species')
+    assert abs(d.discovery_.n_rows - len(train) * 0.7) <= 2 and len(d.report_.models) >= 1
+
+
+def test_an_llm_that_returns_nothing_usable(penguins):
+    schema, train, valid, test = penguins
+    with StubServer([{'text': '{"rows": [{"species": "Emperor"}]}'}]) as s:
+        p = LLMProposer(LLMClient('stub', s.base_url), schema, rows_per_call=10)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            d = DATESynthesizer(proposer=p, rho=0.05, min_rows=20).fit(train, 'species', validation=valid, schema=schema)
+    assert len(d.sample()) == 0 and any('produced no synthetic row' in str(x.message) for x in w)
+    assert d.report_.proposer['rejects'].get('unknown_category', 0) + d.report_.proposer['rejects'].get('missing_column', 0) > 0
+    assert d.report_.proposer['calls'] >= 1
+
+
+def test_bad_input(penguins):
+    schema, train, valid, test = penguins
+    with pytest.raises(KeyError, match="did you mean 'species'"): DATESynthesizer().fit(train, 'specie')
+    with pytest.raises(ValueError, match='budget=0'): DATESynthesizer(budget=0)
+    with pytest.raises(ValueError, match='rho=-1'): DATESynthesizer(rho=-1)
+    with pytest.raises(ValueError, match="alpha=2"): DATESynthesizer(alpha=2)
+    with pytest.raises(TypeError, match='needs a pandas DataFrame'): DATESynthesizer().fit(train.to_numpy(), 'species')
+    with pytest.raises(RuntimeError, match='not fitted yet'): DATESynthesizer().sample()
+    d = DATESynthesizer(rho=0.05, min_rows=20).fit(train, 'species', validation=valid, schema=schema)
+    with pytest.raises(ValueError, match='n=-1'): d.sample(-1)
