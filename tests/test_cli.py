@@ -32,6 +32,12 @@ def test_demo_writes_its_report(tmp_path):
     assert 'DATE (offline proposer' in r.stdout and d['report']['selection'] == 'mds'
 
 
+def test_demo_on_a_table_date_cannot_use_still_reports(tmp_path):
+    r = run('demo', '--dataset', 'phrasebank', '--out', str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert 'no feature column can be split on' in json.loads((tmp_path/'report.json').read_text())['date']['skipped']
+
+
 def test_bench_date_on_a_bundled_table(tmp_path):
     r = run('bench', 'date', '--tables', 'breast-cancer', '--baselines', 'interpolation', '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr

@@ -44,7 +44,23 @@ def test_schedule_and_budget():
         assert len(s) == K and s == sorted(s) and s[0] >= 1 and sum(s) <= max(n, K) + K
     assert _schedule(3, 1) == [1, 1, 1] and _schedule(1, 5) == [5]
     sel = mds(_arms(), _evaluate(), budget=50)
-    assert int(sel.log.groupby('arm').size().sum()) == sum(_schedule(6, 50)[int(sel.status[i]['phase']) - 1] for i in range(6))
+    pulls = sel.log.groupby('arm').size()
+    assert all(pulls[i] >= _schedule(6, 50)[int(sel.status[i]['phase']) - 1] for i in range(6))
+    assert sel.fits >= len(sel.log) + 2   # every pull, the model without arms, the final model
+
+
+def test_arms_that_help_alone_but_not_together_are_caught():
+    table = {(): .30, (0,): .28, (1,): .28, (0, 1): .32}
+    def ev(rows, seed=0):
+        ids = () if rows is None else tuple(sorted(set(rows['arm_id'])))
+        return table[ids] + np.random.default_rng(seed).normal(0, .005)
+    arms = [A(parse_rule({'column': 'x', 'op': '>', 'value': 0}), pd.DataFrame({'arm_id': [i] * 5, 'x': np.arange(5.0)}), .1) for i in (0, 1)]
+    sel = mds(arms, ev, alpha=1.0, budget=40)
+    assert len(sel.accepted) == 1 and sel.error < sel.base_error
+    empty = A(parse_rule({'column': 'x', 'op': '>', 'value': 0}), pd.DataFrame({'arm_id': [], 'x': []}), 0.0)
+    assert mds([empty], ev).accepted == []                         # an arm with no rows is never accepted
+    nan = lambda rows, seed=0: float('nan') if rows is not None and 0 in set(rows['arm_id']) else ev(rows, seed)
+    assert 0 not in forward_greedy(arms, nan).accepted             # a set the evaluator cannot score is never chosen
 
 
 def test_greedy_baselines_and_top_k():
