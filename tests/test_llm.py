@@ -407,7 +407,7 @@ def test_llm_proposer_against_a_real_server(server, tmp_path):
     from tabsynth.llm import LLMProposer, dgr_shots, Feedback
     train, valid, test, disc = _penguins()
     shots = dgr_shots(disc, train, valid)
-    c = LLMClient(GEMMA, server.base_url, cache=tmp_path, system_in_user=True)
+    c = LLMClient(GEMMA, server.base_url, cache=tmp_path, system_in_user=True, timeout=300, max_retries=1)   # a DGR prompt: a slow machine needs time
     p = LLMProposer(c, PENG.schema, rows_per_call=2, rows_per_shot=3, max_shots=1, max_rounds=1)
     rows = p.propose(shots[0].rule, shots, 2)
     assert c.usage.calls == 1 and c.usage.prompt_tokens > 0
