@@ -1106,9 +1106,6 @@ def _confined(rule, region):
     terms = [t for t in terms if not t.empty]
     return None if not terms else terms[0] if len(terms) == 1 else Rule(tuple(terms))
 
-def _row_keys(df, cols):
-    return set(map(tuple, df[cols].astype(str).to_numpy()))
-
 def _note(rec, text): rec['note'] = f"{rec['note']}; {text}" if rec['note'] else text
 
 def guided_generation(discovery, # what discover found on `train`
@@ -1136,7 +1133,9 @@ def guided_generation(discovery, # what discover found on `train`
     skipped = len(validation) - len(va)
     if skipped: warnings.warn(f"{skipped} of {len(validation)} validation rows do not fit the schema or lack the target, and are not used to measure Delta")
     Xv, yv, bv = _inputs(discovery, va), _codes(discovery, va[s.target]), discovery.route(va).to_numpy()
-    real = _row_keys(tr, cols) | _row_keys(va, cols)   # generated rows equal to a real row are not new data (and would leak validation rows)
+    from tabsynth.evaluation import _row_keys   # the project's canonical row hash (1 and 1.0 are one value); loaded here, not at import
+    keyed = Schema([s[c] for c in cols], None, None, s.name)   # the columns the rows are compared on
+    real = set(_row_keys(tr, keyed)) | set(_row_keys(va, keyed))   # generated rows equal to a real row are not new data (and would leak validation rows)
     def diversity(rule, others):
         try: return _diversity(rule, others, s)
         except RuleError: return _diversity(rule, others, tr)   # a column without min/max in the schema: its range in the rows
@@ -1166,7 +1165,7 @@ def guided_generation(discovery, # what discover found on `train`
                 rec['written'] = len(G)
                 if not len(G): _note(rec, 'no valid row written'); continue
                 G = G.reset_index(drop=True)
-                copy = np.array([k in real for k in map(tuple, G[cols].astype(str).to_numpy())], bool)
+                copy = _row_keys(G, keyed).isin(real).to_numpy()
                 yg = _codes(discovery, G[s.target])
                 if copy.any(): _note(rec, f"{int(copy.sum())} rows dropped: copies of training or validation rows")
                 if (yg[~copy] == -1).any(): _note(rec, f"{int((yg[~copy] == -1).sum())} rows dropped: labels the training split lacks")
