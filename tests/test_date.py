@@ -43,6 +43,23 @@ def test_an_llm_that_returns_nothing_usable(penguins):
     assert d.report_.proposer['calls'] >= 1
 
 
+def test_an_llm_that_writes_usable_rows(penguins):
+    "The LLM path end to end: the stub's rows are parsed, grouped into arms by decision path, scored and selected."
+    schema, train, valid, test = penguins
+    rows = train.sample(12, random_state=1).copy()
+    rows['bill_length_mm'] = rows['bill_length_mm'] + 0.05            # near real rows, but no copies
+    text = json.dumps({'rows': json.loads(rows.to_json(orient='records'))})
+    with StubServer([{'text': text}]) as s:
+        p = LLMProposer(LLMClient('stub', s.base_url), schema, rows_per_call=12, max_rounds=1)
+        d = DATESynthesizer(proposer=p, rho=0.05, min_rows=20, selection='all', iterations=1).fit(train, 'species', validation=valid, schema=schema)
+    g = d.report_.generation
+    assert g['rows written'] == 12 and sum(len(a.rows) for a in d.guided_.arms) == 12
+    written = {round(v, 2) for v in rows['bill_length_mm']}
+    assert set(d.guided_.rows()['bill_length_mm'].round(2)) <= written
+    assert d.report_.proposer['rejects'] == {'repeats_a_row': d.report_.proposer['calls'] * 12 - 12}   # later calls repeat the first: counted, not kept
+    assert len(d.sample()) == d.report_.rows == sum(len(a.rows) for a in d.guided_.arms if a.delta > 0)
+
+
 def test_bad_input(penguins):
     schema, train, valid, test = penguins
     with pytest.raises(KeyError, match="did you mean 'species'"): DATESynthesizer().fit(train, 'specie')
