@@ -1115,6 +1115,12 @@ def validate(self:Template, schema:Schema) -> Template:
             for c, reg in Conjunction((then,) if isinstance(then, Predicate) else then.predicates).regions().items():
                 if c in dists and reg.allowed is not None and dists[c].kind == 'values' and not any(v in reg for v in dists[c].params['values']):
                     errs.append((f"{path}.then", f"`{then}` needs {c} in {reg}, but the template draws {c} only from {dists[c].params['values']}"))
+                col = schema[c]
+                if col.kind in ('numeric', 'integer') and (col.min is not None or col.max is not None):
+                    dom = Interval(-_INF if col.min is None else col.min, _INF if col.max is None else col.max, col.min is not None, col.max is not None)
+                    if (dom & reg.interval).empty:
+                        errs.append((f"{path}.then", f"`{then}` needs {c} in {reg.interval}, outside its range {dom} in the schema: no row can keep it; "
+                                                     "fix the threshold, or the schema's range"))
         rules.append(replace(r, then=then, if_=when))
     if errs: raise RuleError(errs)
     out = replace(self, columns=dists, rules=tuple(rules), schema=schema)
