@@ -27,7 +27,10 @@ def test_demo_writes_its_report(tmp_path):
                                'class_shares': report['split']['class_shares']}
     assert set(report['split']['class_shares']) == {'train', 'valid', 'test'}
     assert (tmp_path/'demo/overview.png').stat().st_size > 10_000
-    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'overview.png', 'report.json', 'schema.json']
+    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'hybrid.csv', 'overview.png', 'report.json', 'schema.json']
+    h = report['hybrid']
+    assert h['rows'] == len(pd.read_csv(tmp_path/'demo/hybrid.csv')) == 275 and h['report']['hard_rate'] == 0
+    assert max(h['class_shares'].values()) - min(h['class_shares'].values()) < 0.1 and 'H-TDBU (template' in r.stdout
     d = report['date']
     assert d['measure'] == 'error %' and d['rows'] == len(pd.read_csv(tmp_path/'demo/date.csv')) and 0 <= d['with DATE'] <= 100
     assert 'DATE (offline proposer' in r.stdout and d['report']['selection'] == 'mds'
@@ -38,7 +41,9 @@ def test_demo_on_a_table_date_cannot_use_still_reports(tmp_path):
     if not list_datasets().loc['phrasebank', 'available']: pytest.skip('phrasebank (free text only) comes from the benchmark data folder, which is missing here')
     r = run('demo', '--dataset', 'phrasebank', '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert 'no feature column can be split on' in json.loads((tmp_path/'report.json').read_text())['date']['skipped']
+    report = json.loads((tmp_path/'report.json').read_text())
+    assert 'no feature column can be split on' in report['date']['skipped']
+    assert 'hybrid' in report
 
 
 def test_bench_date_on_a_bundled_table(tmp_path):
@@ -47,6 +52,16 @@ def test_bench_date_on_a_bundled_table(tmp_path):
     f = pd.read_csv(tmp_path/'date.csv')
     assert {'real', 'DATE', 'DATE, no refinement', 'DATE, greedy selection', 'interpolation'} == set(f.method)
     assert '## Targets' in (tmp_path/'summary.md').read_text() and '## Targets' in r.stdout
+
+
+def test_bench_hybrid_fast(tmp_path):
+    from tabsynth.datasets import list_datasets
+    if not list_datasets().loc[['bank-additional', 'phrasebank'], 'available'].all(): pytest.skip('the H-TDBU tables come from the benchmark data folder, which is missing here')
+    r = run('bench', 'hybrid', '--generators', 'independent', 'random_forest', '--seeds', '1', '--rows', '1000', '--max-train-rows', '2000', '--out', str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    f = pd.read_csv(tmp_path/'hybrid.csv')
+    assert set(zip(f.template, f.generator)) == {('real (TRTR)', 'real'), *((t, g) for t in ('manual', 'strict') for g in ('independent', 'random_forest'))}
+    assert (f.dropna(subset=['violation rate'])['violation rate'] == 0).all() and '## Targets' in r.stdout
 
 
 def test_user_errors_are_one_line_with_status_2(tmp_path):
