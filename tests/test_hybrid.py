@@ -195,3 +195,62 @@ def test_feedback_loop_retrains_then_accepts(penguins):
                          rows=600, rounds=4, min_auroc=0.95, max_xmodal=0.2, progress=False)
     assert hist.rounds.action.iloc[0] == 'retrain bottom-up' and hist.decision == 'accept'
     assert hist.rounds.generator.iloc[0] == 'independent' and len(hist.rows) == 600
+
+
+@pytest.mark.parametrize('gen', [GaussianCopula(random_state=0), RandomForestChain(random_state=0), XGBoostChain(random_state=0)])
+def test_datetimes_of_any_unit_and_missing_values(gen):
+    rng = np.random.default_rng(0)
+    days = np.datetime64('2020-01-01') + rng.integers(0, 365, 400).astype('timedelta64[D]')
+    d = pd.DataFrame({'a': rng.normal(size=400), 'when': days})          # datetime64[s]: pandas keeps numpy's unit
+    d.loc[:39, 'when'] = pd.NaT
+    rows = gen.fit(d).sample(2000)
+    w = rows.when.dropna()
+    assert w.min() >= d.when.min() and w.max() <= d.when.max() and (w == w.dt.normalize()).all()
+    assert 0.05 < rows.when.isna().mean() < 0.15
+
+
+def test_the_copula_does_not_read_a_missing_number_as_a_small_one():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=3000)
+    d = pd.DataFrame({'a': a, 'b': 0.9 * a + 0.44 * rng.normal(size=3000)})
+    d.loc[rng.random(3000) < 0.2, 'b'] = np.nan                          # missing completely at random
+    r = GaussianCopula(random_state=0).fit(d).sample(20000)
+    assert abs(r.a[r.b.isna()].mean() - r.a[r.b.notna()].mean()) < 0.1   # no invented pattern
+    assert abs(r.a.corr(r.b) - d.a.corr(d.b)) < 0.05 and abs(r.b.isna().mean() - 0.2) < 0.02
+
+
+def test_resampling_keeps_the_templates_shares(penguins):
+    df, s = penguins
+    t = {'columns': {'species': {'values': ['Adelie', 'Chinstrap', 'Gentoo']}},
+         'rules': [{'name': 'gentoo female', 'if': {'column': 'species', 'op': '==', 'value': 'Gentoo'}, 'then': {'column': 'sex', 'op': '==', 'value': 'female'}}]}
+    h = HybridSynthesizer(t, 'independent', random_state=0).fit(df, s)
+    r = h.sample(6000, seed=0)
+    assert h.report_.resampled > 500 and (r[r.species == 'Gentoo'].sex == 'female').all()
+    assert r.species.value_counts(normalize=True).sub(1 / 3).abs().max() < 0.02
+
+
+def test_repairs_are_counted_once_per_returned_row(penguins):
+    df, s = penguins
+    t = {**TEMPLATE, 'rules': TEMPLATE['rules'] + [{'name': 'gentoo long', 'if': {'column': 'species', 'op': '==', 'value': 'Gentoo'},
+                                                    'then': {'column': 'bill_length_mm', 'op': '>=', 'value': 45}}]}
+    h = HybridSynthesizer(t, 'independent', random_state=0).fit(df.dropna(), s)
+    r = h.sample(3000, seed=0)
+    gentoo = r[r.species == 'Gentoo']
+    on_bound = ((gentoo.body_mass_g == 4000) | (gentoo.bill_length_mm == 45)).sum()   # a repaired row sits exactly on the bound it was clipped to
+    assert 0 < h.report_.repaired <= on_bound <= (r.species == 'Gentoo').sum()
+
+
+def test_escalate_skips_steps_that_change_nothing():
+    df = load('penguins').frame
+    g = RandomForestChain(random_state=0).fit(df, load('penguins').schema)
+    nxt = escalate(g, len(df))                                          # 344 rows, 7 parents at most: more of either changes nothing
+    assert isinstance(nxt, XGBoostChain) and nxt.max_parents == 12
+
+
+def test_the_rule_provider_survives_replies_of_the_wrong_shape(penguins):
+    df, s = penguins
+    bad = {'columns': {'species': {'values': ['Adelie']}}, 'rules': [{'then': {'column': 'island', 'op': ['=='], 'value': 'Biscoe'}}]}
+    with StubServer([{'text': json.dumps(bad)}]) as server:
+        with pytest.raises(LLMError) as e:
+            propose_template('a summary', LLMClient('stub', server.base_url), s, ['species'], max_retries=1)
+    assert len(e.value.replies) == 2 and len(e.value.rejects) == 2
