@@ -254,3 +254,20 @@ def test_the_rule_provider_survives_replies_of_the_wrong_shape(penguins):
         with pytest.raises(LLMError) as e:
             propose_template('a summary', LLMClient('stub', server.base_url), s, ['species'], max_retries=1)
     assert len(e.value.replies) == 2 and len(e.value.rejects) == 2
+
+
+def test_template_only_columns(penguins):
+    df, s = penguins
+    pool = TextPool(NOTES, text='note', label='mood')
+    paired = pair_text(df, pool, 'species', {'Gentoo': ['positive'], 'Adelie': ['negative', 'neutral'], 'Chinstrap': ['neutral']}, seed=0)
+    ps = Schema.infer(paired, target='species').edit('note', kind='text', categories=None)
+    tmpl = {**TEMPLATE, 'columns': {**TEMPLATE['columns'], 'mood': {'values': ['negative', 'neutral', 'positive']}},
+            'rules': [{'name': 'gentoo mood', 'if': {'column': 'species', 'op': '==', 'value': 'Gentoo'}, 'then': {'column': 'mood', 'op': '==', 'value': 'positive'}}]}
+    h = HybridSynthesizer(tmpl, 'random_forest', text=pool, text_by='mood', template_only='mood', random_state=0).fit(paired, ps)
+    assert 'mood' not in h.generator_.schema_ and h.generator_.order_[:2] == ['species', 'island']
+    rows = h.sample(300, seed=0)
+    assert (rows[rows.species == 'Gentoo'].mood == 'positive').all() and rows.note.notna().all()
+    with pytest.raises(ValueError, match="template_only names \\['weather'\\]"):
+        HybridSynthesizer(tmpl, 'independent', template_only='weather').fit(paired, ps)
+    with pytest.raises(ValueError, match="target 'species' cannot be template-only"):
+        HybridSynthesizer(tmpl, 'independent', template_only='species').fit(paired, ps)
