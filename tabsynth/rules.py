@@ -61,6 +61,7 @@ def _scalar(v, where):
     v = _py(v)
     if _is_null(v): raise RuleError((where, "NaN/None is not a value a predicate can test: a missing value never satisfies a predicate (see 'Missing values')"))
     if isinstance(v, float) and not math.isfinite(v): raise RuleError((where, f"{v!r} is not a finite number"))
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**1023: raise RuleError((where, f"{str(v)[:20]}... has {len(str(abs(v)))} digits: too large to compare as a number"))
     if not isinstance(v, (str, int, float, bool)): raise RuleError((where, f"{v!r} is a {type(v).__name__}; values are numbers, strings, booleans or dates"))
     return v
 
@@ -576,6 +577,8 @@ def _parse(d, path):
         if isinstance(v, dict):
             if set(v) != {'column'}: raise RuleError((f"{path}.value", f"an object value refers to a column: {{\"column\": \"name\"}}, got {v!r}"))
             v = Col(v['column'])
+        if not isinstance(d['op'], str): raise RuleError((f"{path}.op", f"an operator is a string such as '<' or 'in', got {d['op']!r}"))
+        if not isinstance(d['column'], str): raise RuleError((f"{path}.column", f"a column is named by a string, got {d['column']!r}"))
         elif isinstance(v, list) and d['op'] not in _SETS:
             raise RuleError((f"{path}.value", f"a list value needs op 'in' or 'not in', not {d['op']!r}"))
         try: return Predicate(d['column'], d['op'], v)
@@ -791,6 +794,7 @@ def _weights(w, n, path):
     if not isinstance(w, list) or len(w) != n: return None, [(path, f"needs {n} weights (one per value/bin), got {w!r}")]
     if not all(_is_number(x) and math.isfinite(x) and x >= 0 for x in w): return None, [(path, f"weights must be finite numbers >= 0, got {w}")]
     if sum(w) <= 0: return None, [(path, "weights must not all be 0")]
+    if not math.isfinite(sum(w)): return None, [(path, f"weights {w} are too large to add up: give relative weights such as [0.7, 0.3]")]
     return np.asarray(w, float) / sum(w), []
 
 @dataclass(frozen=True)
@@ -1116,6 +1120,10 @@ def validate(self:Template, schema:Schema) -> Template:
                 if c in dists and reg.allowed is not None and dists[c].kind == 'values' and not any(v in reg for v in dists[c].params['values']):
                     errs.append((f"{path}.then", f"`{then}` needs {c} in {reg}, but the template draws {c} only from {dists[c].params['values']}"))
                 col = schema[c]
+                if col.kind in ('categorical', 'boolean'):
+                    cats = {True, False} if col.kind == 'boolean' else set(col.categories or [])
+                    if cats and not any(v in reg for v in cats):
+                        errs.append((f"{path}.then", f"`{then}` allows no value of {c} ({', '.join(map(str, sorted(cats, key=str)))}): no row can keep it"))
                 if col.kind in ('numeric', 'integer') and (col.min is not None or col.max is not None):
                     dom = Interval(-_INF if col.min is None else col.min, _INF if col.max is None else col.max, col.min is not None, col.max is not None)
                     if (dom & reg.interval).empty:

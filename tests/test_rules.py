@@ -144,3 +144,12 @@ def test_review_fixes():
     assert shares.between(0.18, 0.22).all(), shares
     rej = Template.from_dict({'rules': [{'then': {'column': 'x', 'op': '==', 'value': 1}}]}).repair(pd.DataFrame({'x': [2], 'reason': ['mine']})).rejects
     assert rej.reason.tolist() == ['mine'] and 'repair_reason' in rej
+
+
+def test_malformed_rule_and_template_json_is_a_rule_error():
+    "LLM output is data: every wrong shape is a RuleError naming its JSON path, never a TypeError or an overflow later."
+    from tabsynth.rules import parse_rule, RuleError, Template
+    with pytest.raises(RuleError, match=r"\$.op: an operator is a string"): parse_rule({'column': 'a', 'op': ['=='], 'value': 1})
+    with pytest.raises(RuleError, match=r"\$.column: a column is named by a string"): parse_rule({'column': ['a'], 'op': '==', 'value': 1})
+    with pytest.raises(RuleError, match='too large to compare'): parse_rule({'column': 'a', 'op': '<', 'value': 10**400})
+    with pytest.raises(RuleError, match='too large to add up'): Template.from_dict({'columns': {'g': {'values': ['a', 'b'], 'weights': [1e308, 1e308]}}})
