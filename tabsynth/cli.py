@@ -323,6 +323,11 @@ def build_docs(out='_docs', # the site's folder, relative to the project
     return out
 
 # %% ../nbs/10_cli.ipynb #7a55d95a
+def _bench_io(p, name):
+    "The options every benchmark has: its output folder and the data folder."
+    p.add_argument('--out', default=f'bench/{name}', help=f'output folder (default: bench/{name})')
+    p.add_argument('--data-dir', default=None, help='benchmark data folder')
+
 def _parser():
     p = argparse.ArgumentParser(prog='tabsynth', description='Synthetic tabular data: generators and the metrics that judge them.')
     p.add_argument('--version', action='version', version=f'tabsynth {tabsynth.__version__}')
@@ -361,8 +366,7 @@ def _parser():
     bd.add_argument('--seed', type=int, default=42, help='split and search seed (default: 42)')
     bd.add_argument('--tables', nargs='+', default=None, help='DATE tables to run (default: all nine)')
     bd.add_argument('--no-scaling', action='store_true', help='skip the scaling runs on electricity')
-    bd.add_argument('--out', default='bench/dgr', help='output folder (default: bench/dgr)')
-    bd.add_argument('--data-dir', default=None, help='benchmark data folder')
+    _bench_io(bd, 'dgr')
     bt = bsub.add_parser('date', help='DATE and its ablations beside the real rows and the baselines on the DATE tables',
                          description='The DATE paper\'s Table I protocol (60/20/20 split, decision-tree test error or MSE): the real rows, '
                                      'tabsynth DATE with the offline proposer, DATE without refinement, DATE with greedy selection, and the '
@@ -373,8 +377,7 @@ def _parser():
     bt.add_argument('--epochs', type=int, default=50, help='CTGAN epochs (default: 50)')
     bt.add_argument('--seed', type=int, default=42, help='split seed (default: 42)')
     bt.add_argument('--max-train-rows', type=int, default=None, help='fit the baselines on at most this many rows (a fast mode)')
-    bt.add_argument('--out', default='bench/date', help='output folder (default: bench/date)')
-    bt.add_argument('--data-dir', default=None, help='benchmark data folder')
+    _bench_io(bt, 'date')
     bh = bsub.add_parser('hybrid', help="H-TDBU's benchmark: templates x bottom-up generators on Bank Marketing + PhraseBank",
                          description="The H-TDBU paper's weak multi-modal benchmark: Bank Marketing paired with Financial PhraseBank sentences, "
                                      "the manual and strict templates, each bottom-up generator fitted once per seed and sampled under both; "
@@ -386,8 +389,7 @@ def _parser():
     bh.add_argument('--seeds', type=int, nargs='+', default=[42, 123, 2024], help='seeds (default: 42 123 2024)')
     bh.add_argument('--epochs', type=int, default=50, help='CTGAN/TVAE epochs (default: 50)')
     bh.add_argument('--max-train-rows', type=int, default=None, help='fit on at most this many rows (a fast mode)')
-    bh.add_argument('--out', default='bench/hybrid', help='output folder (default: bench/hybrid)')
-    bh.add_argument('--data-dir', default=None, help='benchmark data folder')
+    _bench_io(bh, 'hybrid')
     s = sub.add_parser('docs', help='build the documentation site and README.md from the notebooks')
     s.add_argument('--out', default='_docs', help='site folder, relative to the project (default: _docs)')
     s.add_argument('--no-readme', action='store_true', help='do not rewrite README.md')
