@@ -60,13 +60,34 @@ def _demo_hybrid(ds, parts, seed, out, files, say) -> dict:
         f"TSTR AUROC {tstr['auroc']:.3f} (the real rows: {trtr['auroc']:.3f}); hard-rule violations {h.report_.hard_rate:.1%}")
     return {'rows': len(rows), 'template': template, 'class_shares': shares, 'tstr': tstr, 'trtr': trtr, 'report': h.report_.to_dict()}
 
+def _demo_scm(seed, out, files, say) -> dict:
+    "SCM: the paper's two tables from nothing (2,000 main rows over 500 auxiliary rows), written as CSV with their DDL; the k-NN gain from the auxiliary table."
+    from tabsynth.scm import PAPER_SCHEMA, RelationalSCM, aux_gain, check_keys
+    schema = json.loads(json.dumps(PAPER_SCHEMA)); schema['tables'][0]['rows'] = 2000
+    model = RelationalSCM(schema, random_state=seed)
+    db = model.sample(seed=seed)
+    check_keys(db, model)
+    for name, df in db.items():
+        files[f'scm_{name}'] = out/'scm'/f'{name}.csv'
+        write_atomic(files[f'scm_{name}'], df.to_csv(index=False))
+    files['scm_schema'] = out/'scm'/'schema.sql'
+    write_atomic(files['scm_schema'], model.to_sql())
+    gain = aux_gain(model, dims=(16, 64), seed=seed)
+    e = gain[gain.method == 'embdi']
+    target = gain.attrs['target']
+    say(f"SCM (two tables from nothing): main {len(db['main']):,} rows reference aux {len(db['aux'])} rows through aux_id; "
+        f"k-NN error on {target} (RMSE/std, EmbDI dim 16 / 64): main alone {' / '.join(f'{v:.3f}' for v in e['without aux'])}, "
+        f"with aux {' / '.join(f'{v:.3f}' for v in e['with aux'])}")
+    return {'rows': {k: len(v) for k, v in db.items()}, 'target': target, 'aux_gain': gain.to_dict('records'),
+            'random_state': model.random_state, 'seed': seed}
+
 def demo(dataset:str='penguins', # a dataset name from list_datasets()
          out='out/demo', # the folder for report.json, schema.json and overview.png
          seed:int=42, # the split's random seed
          data_path:str|Path|None=None, # the benchmark data folder, for benchmark datasets
          quiet:bool=False, # print nothing
         ) -> dict:
-    "Load `dataset`, infer its schema, split it, run DATE and H-TDBU on it, print a summary, and write a JSON report, the schema, a plot and the synthetic rows to `out`."
+    "Load `dataset`, infer its schema, split it, run DATE and H-TDBU on it, generate an SCM database, print a summary, and write a JSON report, the schema, a plot and the synthetic rows to `out`."
     start, out = time.perf_counter(), Path(out)
     say = (lambda *a: None) if quiet else print
     ds = load(dataset, data_path)
@@ -99,6 +120,7 @@ def demo(dataset:str='penguins', # a dataset name from list_datasets()
     except ValueError as e:
         report['hybrid'] = {'skipped': str(e)}
         say(f"H-TDBU skipped: {e}")
+    report['scm'] = _demo_scm(seed, out, files, say)
     report['files'] = {k: str(v) for k, v in files.items()}
     report['seconds'] = round(time.perf_counter() - start, 3)
     write_atomic(files['report'], json.dumps(_jsonable(report), indent=1) + '\n')
@@ -390,6 +412,33 @@ def _parser():
     bh.add_argument('--epochs', type=int, default=50, help='CTGAN/TVAE epochs (default: 50)')
     bh.add_argument('--max-train-rows', type=int, default=None, help='fit on at most this many rows (a fast mode)')
     _bench_io(bh, 'hybrid')
+    bs = bsub.add_parser('scm', help='SCM: throughput against plain numpy, Dask scaling, auxiliary-table gain',
+                         description="The SCM targets side by side in one run: rows per second of the engine and of a naive numpy SCM on one core "
+                                     "(20 nodes x 4 dims) with peak memory; generate() on a local Dask cluster for growing main tables "
+                                     "(time and peak memory per worker); the k-NN gain from the auxiliary table over seeds. Prints the summary "
+                                     "and writes throughput.csv, dask.csv, aux_gain.csv and summary.md to --out (about 10 minutes on two cores, "
+                                     "4.4 GB of temporary Parquet at 100 M rows).")
+    bs.add_argument('--rows', type=int, nargs='+', default=[100_000, 1_000_000], help='table sizes of the throughput part (default: 100000 1000000)')
+    bs.add_argument('--dask-rows', type=int, nargs='*', default=[1_000_000, 10_000_000, 100_000_000], help='main-table rows of the Dask part (none: skip it)')
+    bs.add_argument('--workers', type=int, default=2, help='Dask workers (default: 2)')
+    bs.add_argument('--seeds', type=int, nargs='*', default=list(range(10)), help='seeds of the gain part (default: 0..9; none: skip it)')
+    bs.add_argument('--out', default='bench/scm', help='output folder (default: bench/scm)')
+    g = sub.add_parser('scm', help='generate a relational database from structural causal models, to Parquet',
+                       description="Generate the tables of --schema (default: the SCM paper's main table referencing a 500-row aux table) "
+                                   "in chunks of --chunk-rows, written to --out/<table>/part-*.parquet with schema.json and schema.sql, "
+                                   "on a local Dask cluster (or --scheduler ADDRESS, or --serial). Memory depends on --chunk-rows, not on the rows.")
+    g.add_argument('--out', required=True, help='output folder (must be empty unless --overwrite)')
+    g.add_argument('--schema', default=None, help="a JSON schema or SQL DDL file (default: the paper's two tables)")
+    g.add_argument('--rows', nargs='+', default=[], metavar='TABLE=N', help='row counts, e.g. main=100000000 (default: the schema\'s)')
+    g.add_argument('--chunk-rows', type=int, default=1_000_000, help='rows per Parquet part (default: 1000000)')
+    g.add_argument('--seed', type=int, default=0, help='seed of the rows (default: 0)')
+    g.add_argument('--random-state', type=int, default=0, help='seed of the structure: graphs, weights, keys (default: 0)')
+    g.add_argument('--hidden-dim', type=int, default=2, help='numbers per node (default: 2, as in the paper)')
+    g.add_argument('--workers', type=int, default=None, help='workers of the local Dask cluster (default: one per core)')
+    g.add_argument('--scheduler', default=None, help='address of a running dask.distributed scheduler')
+    g.add_argument('--serial', action='store_true', help='no Dask: the chunks one after another in this process')
+    g.add_argument('--overwrite', action='store_true', help='replace the output folder')
+    g.add_argument('--no-progress', action='store_true', help='no progress bars')
     s = sub.add_parser('docs', help='build the documentation site and README.md from the notebooks')
     s.add_argument('--out', default='_docs', help='site folder, relative to the project (default: _docs)')
     s.add_argument('--no-readme', action='store_true', help='do not rewrite README.md')
@@ -397,6 +446,27 @@ def _parser():
     return p
 
 # %% ../nbs/10_cli.ipynb #09b7cfe4
+def _row_counts(items):
+    "--rows TABLE=N ... as a dict."
+    out = {}
+    for it in items:
+        name, eq, n = it.partition('=')
+        try: out[name] = int(n)
+        except ValueError: raise ValueError(f"--rows takes TABLE=N (e.g. main=100000000), got {it!r}") from None
+        if not eq or not name: raise ValueError(f"--rows takes TABLE=N (e.g. main=100000000), got {it!r}")
+    return out
+
+def _scm(args):
+    "`tabsynth scm`: generate() with the command's options, then its report."
+    from tabsynth.scm import RelationalSCM, generate
+    model = RelationalSCM(args.schema, hidden_dim=args.hidden_dim, random_state=args.random_state)
+    client = 'serial' if args.serial else args.scheduler
+    print(model)
+    rep = generate(model, args.out, rows=_row_counts(args.rows), chunk_rows=args.chunk_rows, seed=args.seed, client=client,
+                   workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
+    print(rep.to_string(index=False))
+    print(f"wrote {args.out}: {', '.join(rep.table)} as Parquet parts, schema.json, schema.sql")
+
 def main(argv=None # the arguments (default: sys.argv[1:])
         ) -> int:
     "The `tabsynth` command."
@@ -407,8 +477,12 @@ def main(argv=None # the arguments (default: sys.argv[1:])
             cols = ['target', 'task', 'rows', 'origin', 'available'] + (['licence', 'description'] if args.long else [])
             with pd.option_context('display.width', 250, 'display.max_colwidth', 70):
                 print(list_datasets(args.data_dir)[cols].to_string())
+        elif args.command == 'scm': _scm(args)
         elif args.command == 'bench':
-            if args.bench == 'rules':
+            if args.bench == 'scm':
+                from tabsynth.scm import scm_benchmark
+                scm_benchmark(args.out, tuple(args.rows), dask_rows=tuple(args.dask_rows), workers=args.workers, seeds=tuple(args.seeds))
+            elif args.bench == 'rules':
                 from tabsynth.rules import bench_mask
                 bench_mask(args.rows, args.terms, out=Path(args.out)/'rules.csv')
             elif args.bench == 'date':

@@ -27,7 +27,12 @@ def test_demo_writes_its_report(tmp_path):
                                'class_shares': report['split']['class_shares']}
     assert set(report['split']['class_shares']) == {'train', 'valid', 'test'}
     assert (tmp_path/'demo/overview.png').stat().st_size > 10_000
-    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'hybrid.csv', 'overview.png', 'report.json', 'schema.json']
+    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'hybrid.csv', 'overview.png', 'report.json', 'schema.json', 'scm']
+    sc = report['scm']
+    assert sc['rows'] == {'main': 2000, 'aux': 500} and 'SCM (two tables from nothing)' in r.stdout
+    assert {(g['method'], g['dim']) for g in sc['aux_gain']} == {('embdi', 16), ('embdi', 64), ('joined features', 0)}
+    main_t, aux_t = pd.read_csv(tmp_path/'demo/scm/main.csv'), pd.read_csv(tmp_path/'demo/scm/aux.csv')
+    assert main_t.aux_id.isin(aux_t.aux_id).all() and 'REFERENCES aux(aux_id)' in (tmp_path/'demo/scm/schema.sql').read_text()
     h = report['hybrid']
     assert h['rows'] == len(pd.read_csv(tmp_path/'demo/hybrid.csv')) == 275 and h['report']['hard_rate'] == 0
     assert max(h['class_shares'].values()) - min(h['class_shares'].values()) < 0.1 and 'H-TDBU (template' in r.stdout
