@@ -458,11 +458,16 @@ def _row_counts(items):
 
 def _scm(args):
     "`tabsynth scm`: generate() with the command's options, then its report."
-    from tabsynth.scm import RelationalSCM, generate
-    model = RelationalSCM(args.schema, hidden_dim=args.hidden_dim, random_state=args.random_state)
+    from tabsynth.scm import RelationalSCM, generate, parse_ddl
+    rows, schema = _row_counts(args.rows), args.schema
+    if schema is not None:
+        if not Path(schema).is_file(): raise FileNotFoundError(f"--schema {schema!r}: no such file")
+        text = Path(schema).read_text(encoding='utf-8')
+        if re.search(r'create\s+table', text, re.I): schema = parse_ddl(text, rows=rows)   # --rows may give the counts DDL lacks
+    model = RelationalSCM(schema, hidden_dim=args.hidden_dim, random_state=args.random_state)
     client = 'serial' if args.serial else args.scheduler
     print(model)
-    rep = generate(model, args.out, rows=_row_counts(args.rows), chunk_rows=args.chunk_rows, seed=args.seed, client=client,
+    rep = generate(model, args.out, rows=rows, chunk_rows=args.chunk_rows, seed=args.seed, client=client,
                    workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
     print(rep.to_string(index=False))
     print(f"wrote {args.out}: {', '.join(rep.table)} as Parquet parts, schema.json, schema.sql")
