@@ -427,7 +427,7 @@ def _parser():
                        description="Generate the tables of --schema (default: the SCM paper's main table referencing a 500-row aux table) "
                                    "in chunks of --chunk-rows, written to --out/<table>/part-*.parquet with schema.json and schema.sql, "
                                    "on a local Dask cluster (or --scheduler ADDRESS, or --serial). Memory depends on --chunk-rows, not on the rows.")
-    g.add_argument('--out', required=True, help='output folder (must be empty unless --overwrite)')
+    g.add_argument('--out', required=True, help='output folder: new or empty (--overwrite replaces a previous output of this command)')
     g.add_argument('--schema', default=None, help="a JSON schema or SQL DDL file (default: the paper's two tables)")
     g.add_argument('--rows', nargs='+', default=[], metavar='TABLE=N', help='row counts, e.g. main=100000000 (default: the schema\'s)')
     g.add_argument('--chunk-rows', type=int, default=1_000_000, help='rows per Parquet part (default: 1000000)')
@@ -437,7 +437,7 @@ def _parser():
     g.add_argument('--workers', type=int, default=None, help='workers of the local Dask cluster (default: one per core)')
     g.add_argument('--scheduler', default=None, help='address of a running dask.distributed scheduler')
     g.add_argument('--serial', action='store_true', help='no Dask: the chunks one after another in this process')
-    g.add_argument('--overwrite', action='store_true', help='replace the output folder')
+    g.add_argument('--overwrite', action='store_true', help='replace a previous output at --out, once the new one is complete')
     g.add_argument('--no-progress', action='store_true', help='no progress bars')
     s = sub.add_parser('docs', help='build the documentation site and README.md from the notebooks')
     s.add_argument('--out', default='_docs', help='site folder, relative to the project (default: _docs)')
@@ -467,6 +467,8 @@ def _scm(args):
     model = RelationalSCM(schema, hidden_dim=args.hidden_dim, random_state=args.random_state)
     client = 'serial' if args.serial else args.scheduler
     print(model)
+    n_rows = model._rows_of(rows)
+    print('generating ' + ', '.join(f'{name} {n:,} rows' for name, n in n_rows.items()) + f' in parts of {args.chunk_rows:,} rows')
     rep = generate(model, args.out, rows=rows, chunk_rows=args.chunk_rows, seed=args.seed, client=client,
                    workers=args.workers, overwrite=args.overwrite, progress=not args.no_progress)
     print(rep.to_string(index=False))

@@ -66,6 +66,7 @@ def test_an_unknown_activation_is_named():
     ({'tables': [{'name': 'a', 'rows': 5, 'columns': 2}, {'name': 'b', 'rows': 5, 'columns': 2}],
       'foreign_keys': [{'table': 'a', 'references': 'b', 'column': 'a_id'}]}, 'appear more than once'),
     ('{"tables": [', 'neither JSON nor SQL DDL'),
+    ({'tables': [{'name': 'a', 'rows': 5, 'columns': 2}], 'foreign_keys': 5}, 'foreign_keys must be a list'),
 ])
 def test_bad_schemas_say_what_is_wrong(schema, message):
     with pytest.raises(ValueError, match=message): RelationalSCM(schema)
@@ -79,6 +80,12 @@ def test_bad_schemas_say_what_is_wrong(schema, message):
     ('-- rows: 5\nCREATE TABLE u (id INT PRIMARY KEY, x REAL);\n-- rows: 5\nCREATE TABLE t (id INT PRIMARY KEY, p INT REFERENCES u(x), x REAL);',
      "which is not u's primary key"),
     ('SELECT 1;', 'no CREATE TABLE'),
+    ('-- rows: 1e6\nCREATE TABLE t (id INT PRIMARY KEY, x REAL);', "cannot read the comment '-- rows: 1e6'"),
+    ('-- rows: 5\nCREATE TABLE u (id INT PRIMARY KEY, x REAL);\n-- rows: 5\n-- foreign key p: skew 1.0\n'
+     'CREATE TABLE t (id INT PRIMARY KEY, p INT REFERENCES u(id), x REAL);', "cannot read the comment '-- foreign key p: skew 1.0'"),
+    ('-- rows: 5\nCREATE TABLE u (id INT PRIMARY KEY, x REAL);\n-- rows: 5\n-- foreign key q: skew 1.0, latent_edges 1\n'
+     'CREATE TABLE t (id INT PRIMARY KEY, p INT REFERENCES u(id), x REAL);', "names no foreign key column"),
+    ('-- rows: 5\nCREATE TABLE t (id INT PRIMARY KEY, key DATE, x REAL);', "column 'key': SQL type 'DATE' is not supported"),
     ('-- rows: 5\nCREATE TABLE t (id INT PRIMARY KEY, x REAL', 'unbalanced parentheses'),
 ])
 def test_bad_ddl_says_what_is_wrong(ddl, message):
@@ -116,6 +123,16 @@ CREATE TABLE orders (oid BIGINT PRIMARY KEY, buyer UUID, amount NUMERIC(10, 2), 
     assert set(db['users'].tier.cat.categories) == {'gold', 'silver', "it's"} and list(db['users'].active.cat.categories) == ['false', 'true']
     again = RelationalSCM(m.to_sql(), random_state=0)   # quoted names, ENUM and BOOLEAN, key settings survive the round trip
     assert again.schema == m.schema
+
+
+def test_odd_names_survive_the_sql_round_trip():
+    s = {'tables': [{'name': 'users', 'rows': 30, 'column_names': ['key', 'full name'], 'primary_key': 'key id'},
+                    {'name': 'orders', 'rows': 90, 'column_names': ['x'], 'target_names': ['amount, net']}],
+         'foreign_keys': [{'table': 'orders', 'column': 'buyer id', 'references': 'users', 'skew': 0.123456789, 'latent_edges': 2}]}
+    m = RelationalSCM(s, random_state=0)
+    again = RelationalSCM(m.to_sql(), random_state=0)
+    assert again.schema['foreign_keys'] == m.schema['foreign_keys'] and again.targets == m.targets
+    assert parse_ddl('-- rows: 3\nCREATE TABLE t (key UUID PRIMARY KEY, x REAL);')['tables'][0]['primary_key'] == 'key'
 
 
 def test_key_names_that_clash_with_generated_columns_are_refused():
@@ -268,9 +285,27 @@ def test_generate_refuses_a_full_folder_and_reads_only_finished_ones(tmp_path):
     with pytest.raises(FileExistsError, match='is not a folder that generate'):
         generate(m, tmp_path/'mine', rows=10, client='serial', overwrite=True)
     assert (tmp_path/'mine'/'notes.txt').read_text() == 'precious'
-    (tmp_path/'t'/'schema.json').unlink()
-    with pytest.raises(FileNotFoundError, match='not a finished generate'): read_database(tmp_path/'t')
     with pytest.raises(TypeError, match='an SCM or a RelationalSCM'): generate(object(), tmp_path/'u')
+    with pytest.raises(FileNotFoundError, match='not a folder that generate'): read_database(tmp_path/'mine')
+
+
+def test_overwrite_keeps_the_old_output_until_the_new_one_is_complete(tmp_path):
+    m = RelationalSCM(SHOP, random_state=5)
+    generate(m, tmp_path/'db', chunk_rows=1000, client='serial', progress=False)
+    before = read_database(tmp_path/'db')
+    for bad in (dict(rows={'orders': 0}), dict(workers=0), dict(chunk_rows=0)):
+        with pytest.raises(ValueError): generate(m, tmp_path/'db', client='serial', overwrite=True, progress=False, **bad)
+        after = read_database(tmp_path/'db')
+        assert all(after[k].equals(before[k]) for k in before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['db']   # no staging folder left behind
+
+
+def test_overwrite_refuses_folders_with_a_foreign_schema_json(tmp_path):
+    d = tmp_path/'demo'; (d/'scm').mkdir(parents=True)
+    (d/'schema.json').write_text('{}'); (d/'report.json').write_text('{}'); (d/'scm'/'main.csv').write_text('a')
+    with pytest.raises(FileExistsError, match='not a folder that generate'):
+        generate(SCM(n_nodes=3, random_state=0), d, rows=10, client='serial', overwrite=True)
+    assert (d/'report.json').exists() and (d/'scm'/'main.csv').exists()
 
 
 # -- relational evaluation ---------------------------------------------------------------------------------------------
