@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT/'tests/artifacts/docs'
@@ -74,7 +75,9 @@ def test_pages_load_without_errors(docs_site, server, browser):
         assert resp is not None and resp.ok, f'{page_file.name}: HTTP {resp and resp.status}'
         assert page.title().endswith('tabsynth'), page.title()
         assert page.locator('nav.sidebar a.current').count() == 1, f'{page_file.name}: no current page in the sidebar'
-        page.screenshot(path=str(SHOTS/f'{page_file.stem}.png'), full_page=True)
+        try: page.screenshot(path=str(SHOTS/f'{page_file.stem}.png'), full_page=True)
+        except PlaywrightError:   # the screenshot is an artifact for people: a loaded machine can fail a 20,000-px capture, so keep the first screen
+            page.screenshot(path=str(SHOTS/f'{page_file.stem}.png'))
         external = [r for r in page.evaluate('performance.getEntriesByType("resource").map(e => e.name)')
                     if not r.startswith(server) and not r.startswith('data:')]
         if external: errors.append(f'loads from the network: {external}')
