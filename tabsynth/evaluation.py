@@ -5,6 +5,7 @@
 # %% ../nbs/02_evaluation.ipynb #eea07202
 from __future__ import annotations
 import inspect, json, time, warnings
+from typing import NamedTuple
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -26,10 +27,10 @@ __all__ = ['PAPER_REAL', 'GENERATORS', 'RESULTS', 'check_pair', 'prepare', 'Metr
            'train_and_score', 'TSTR', 'TRTR', 'augmentation_error', 'AugmentationError', 'ks_distance', 'tvd',
            'MarginalDistance', 'cramers_v', 'correlation_ratio', 'association_matrix', 'AssociationDifference',
            'DetectionAUC', 'Coverage', 'DCR', 'ExactCopyRate', 'NNDR', 'RuleViolationRate', 'XModal', 'DistinctRows',
-           'LeafCoverage', 'default_metrics', 'Report', 'plot_marginals', 'plot_associations', 'plot_roc',
-           'IndependentSampler', 'InterpolationSampler', 'SDVSynthesizer', 'make_generator', 'real_protocol_check',
-           'bench_date', 'htdbu_table', 'bench_htdbu', 'date_summary', 'date_timings', 'htdbu_summary', 'write_summary',
-           'bench_baselines']
+           'LeafCoverage', 'default_metrics', 'Report', 'plot_marginals', 'plot_associations', 'plot_roc', 'CopyError',
+           'Redrawn', 'training_keys', 'redraw_copies', 'IndependentSampler', 'InterpolationSampler', 'SDVSynthesizer',
+           'make_generator', 'real_protocol_check', 'bench_date', 'htdbu_table', 'bench_htdbu', 'date_summary',
+           'date_timings', 'htdbu_summary', 'write_summary', 'bench_baselines']
 
 # %% ../nbs/02_evaluation.ipynb #9d4d78dd
 def _check_columns(real, other, what):
@@ -633,24 +634,80 @@ def save(self:Report, folder) -> dict:
         paths[k] = folder/f'{k}.png'; fig.savefig(paths[k], dpi=110)
     return paths
 
+# %% ../nbs/02_evaluation.ipynb #3d7ae07f
+class CopyError(ValueError):
+    "A generator kept drawing exact copies of training rows; the message has the counts and the fix."
+
+class Redrawn(NamedTuple):
+    "What `redraw_copies` returns: the rows, and how many were copies when first drawn."
+    rows: pd.DataFrame
+    copies: int
+
+def training_keys(data:pd.DataFrame, # the training rows
+                  schema:Schema, # the columns compared (all of the schema's columns must be in `data`)
+                 ) -> set:
+    "The canonical hashes of the training rows, to tell a synthetic row that copies one."
+    return set(_row_keys(data, schema))
+
+def redraw_copies(rows:pd.DataFrame, # the rows drawn
+                  draw, # draw(positions) -> a frame of len(positions) fresh rows for those positions
+                  keys:set, # the training rows' hashes (training_keys)
+                  schema:Schema, # the columns compared
+                  what:str='the generator', # who drew the rows, for the error
+                  max_rounds:int=20, # redraws at most
+                 ) -> Redrawn:
+    "`rows` with each exact copy of a training row replaced by a fresh draw for its position; a CopyError if copies remain after `max_rounds`."
+    rows = rows.reset_index(drop=True)
+    todo = np.flatnonzero(_row_keys(rows, schema).isin(keys).to_numpy())
+    found, parts = len(todo), []
+    for _ in range(max_rounds):
+        if not len(todo): break
+        new = draw(todo).reset_index(drop=True)
+        if len(new) != len(todo): raise ValueError(f"draw returned {len(new)} rows for {len(todo)} positions")
+        copy = _row_keys(new, schema).isin(keys).to_numpy()
+        parts.append(new[~copy].set_axis(todo[~copy]))
+        todo = todo[copy]
+    if len(todo):
+        raise CopyError(f"{len(todo)} of {len(rows)} rows from {what} are still exact copies of training rows after {max_rounds} redraws "
+                        f"({found} were at first): the {len(keys):,} distinct training rows leave few new combinations of values. "
+                        "Pass allow_copies=True to accept copies (a privacy risk: they are real rows), or give the table a column that varies")
+    if not found: return Redrawn(rows, 0)
+    out = pd.concat([rows.drop(index=np.concatenate([p.index for p in parts]))] + parts).sort_index()
+    for c in rows.columns:
+        try: out[c] = out[c].astype(rows[c].dtype)
+        except (TypeError, ValueError): pass   # e.g. a redrawn missing value in an int column: it stays float
+    return Redrawn(out, found)
+
+class _NoCopies:
+    "What the baselines share: `sample` never returns an exact copy of a training row unless `allow_copies`."
+    def _remember_rows(self, data, schema):
+        self.copy_schema_ = schema if schema is not None else Schema.infer(data)
+        self.keys_ = None if self.allow_copies else training_keys(data, self.copy_schema_)
+    def _private(self, n):
+        rows = self._draw(n)
+        if self.keys_ is None or not len(rows): return rows
+        return redraw_copies(rows, lambda pos: self._draw(len(pos)), self.keys_, self.copy_schema_, type(self).__name__).rows
+
 # %% ../nbs/02_evaluation.ipynb #7d8a6959
-class IndependentSampler:
+class IndependentSampler(_NoCopies):
     "Each column drawn on its own from its real values (missing values included): exact marginals, no relations."
-    def __init__(self, random_state:int|None=None): self.random_state = random_state
+    def __init__(self, random_state:int|None=None, allow_copies:bool=False): self.random_state, self.allow_copies = random_state, allow_copies
     def fit(self, data:pd.DataFrame, schema:Schema|None=None):
         "Remember each column's values."
         self.values_ = {c: data[c].to_numpy() for c in data.columns}
         self.dtypes_ = data.dtypes
+        self._remember_rows(data, schema)
         self.rng_ = np.random.default_rng(self.random_state)
         return self
+    def _draw(self, n): return pd.DataFrame({c: self.rng_.choice(v, n) for c, v in self.values_.items()}).astype(self.dtypes_)
     def sample(self, n:int) -> pd.DataFrame:
-        "`n` rows, each column drawn independently with replacement."
-        return pd.DataFrame({c: self.rng_.choice(v, n) for c, v in self.values_.items()}).astype(self.dtypes_)
+        "`n` rows, each column drawn independently with replacement (none a copy of a training row, unless allow_copies)."
+        return self._private(n)
 
 # %% ../nbs/02_evaluation.ipynb #3b09bc0a
-class InterpolationSampler:
+class InterpolationSampler(_NoCopies):
     "SMOTE-style rows: a random point between a real row and one of its k nearest neighbours of the same class."
-    def __init__(self, k:int=5, random_state:int|None=None): self.k, self.random_state = k, random_state
+    def __init__(self, k:int=5, random_state:int|None=None, allow_copies:bool=False): self.k, self.random_state, self.allow_copies = k, random_state, allow_copies
     def fit(self, data:pd.DataFrame, schema:Schema|None=None):
         "Find each row's k nearest neighbours within its class (within the whole table for regression)."
         self.schema_ = schema if schema is not None else Schema.infer(data)
@@ -665,10 +722,13 @@ class InterpolationSampler:
             k = min(self.k + 1, len(rows))
             nbrs = NearestNeighbors(n_neighbors=k).fit(X[rows]).kneighbors(X[rows])[1]
             self.groups_.append((rows, rows[nbrs[:, 1:]] if k > 1 else rows[:, None]))
+        self._remember_rows(self.data_, s)
         self.rng_ = np.random.default_rng(self.random_state)
         return self
     def sample(self, n:int) -> pd.DataFrame:
-        "`n` rows, each between a random real row and one of its neighbours (classes drawn in their real proportions)."
+        "`n` rows, each between a random real row and one of its neighbours (classes drawn in their real proportions; none a copy of a training row, unless allow_copies)."
+        return self._private(n)
+    def _draw(self, n):
         rng, sizes = self.rng_, np.array([len(g[0]) for g in self.groups_])
         which = rng.choice(len(sizes), n, p=sizes / sizes.sum())
         base, other = np.empty(n, int), np.empty(n, int)
@@ -697,13 +757,14 @@ class _seeded:
         import torch
         np.random.set_state(self.np_state); torch.set_rng_state(self.torch_state)
 
-class SDVSynthesizer:
+class SDVSynthesizer(_NoCopies):
     "SDV 2's Gaussian copula, CTGAN or TVAE behind tabsynth's contract, with seeds that really change fits and samples."
     kinds = ('gaussian_copula', 'ctgan', 'tvae')
     def __init__(self, kind:str='gaussian_copula', # 'gaussian_copula', 'ctgan' or 'tvae'
                  epochs:int=50, # training epochs of CTGAN and TVAE
-                 random_state:int|None=None): # seeds fitting and sampling; None draws a fresh seed
-        self.kind, self.epochs, self.random_state = kind, epochs, random_state
+                 random_state:int|None=None, # seeds fitting and sampling; None draws a fresh seed
+                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
+        self.kind, self.epochs, self.random_state, self.allow_copies = kind, epochs, random_state, allow_copies
     def fit(self, data:pd.DataFrame, schema:Schema|None=None):
         "Fit the SDV synthesizer on `data`, with metadata from the schema and seeded numpy/torch generators."
         from sdv.single_table import CTGANSynthesizer, GaussianCopulaSynthesizer, TVAESynthesizer
@@ -717,9 +778,12 @@ class SDVSynthesizer:
             self.synthesizer_ = cls(self.schema_.to_sdv_metadata(), **kw)
             with _seeded(seed): self.synthesizer_.fit({self.schema_.name: data[self.schema_.names]})  # SDV 2 takes a dict of tables
         self.synthesizer_._set_random_state(seed)  # else SDV samples with its fixed seed
+        self._remember_rows(data, self.schema_)
         return self
     def sample(self, n:int) -> pd.DataFrame:
-        "`n` rows from the fitted synthesizer; successive calls continue one seeded stream."
+        "`n` rows from the fitted synthesizer (none a copy of a training row, unless allow_copies); successive calls continue one seeded stream."
+        return self._private(n)
+    def _draw(self, n):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             return self.synthesizer_.sample(n)[self.schema_.name]
@@ -731,11 +795,13 @@ GENERATORS = ('independent', 'interpolation', 'gaussian_copula', 'ctgan', 'tvae'
 
 def make_generator(name:str, # one of GENERATORS
                    epochs:int=50, # CTGAN/TVAE epochs
-                   random_state:int|None=None):
+                   random_state:int|None=None,
+                   allow_copies:bool=False, # let it return exact copies of training rows
+                  ):
     "A baseline generator by name."
-    if name == 'independent': return IndependentSampler(random_state)
-    if name == 'interpolation': return InterpolationSampler(random_state=random_state)
-    if name in SDVSynthesizer.kinds: return SDVSynthesizer(name, epochs, random_state)
+    if name == 'independent': return IndependentSampler(random_state, allow_copies)
+    if name == 'interpolation': return InterpolationSampler(random_state=random_state, allow_copies=allow_copies)
+    if name in SDVSynthesizer.kinds: return SDVSynthesizer(name, epochs, random_state, allow_copies)
     raise ValueError(f"no generator {name!r}{_closest(name, GENERATORS)}; choose from {', '.join(GENERATORS)}")
 
 def _markdown(df:pd.DataFrame, floatfmt:str='.3f') -> str:

@@ -28,7 +28,7 @@ from .datasets import load, split
 from .rules import Template, RuleError
 
 # %% ../nbs/08_hybrid.ipynb #818b4ab9
-from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd, htdbu_table, _markdown, _timed
+from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd, htdbu_table, _markdown, _timed, training_keys, redraw_copies, _row_keys, CopyError
 
 # %% ../nbs/08_hybrid.ipynb #40d76b55
 from .llm import LLMClient, LLMError, _column_schema, _json_value, _predicate_schemas
@@ -95,8 +95,9 @@ def _finish(gen, out, n):
     return frame
 
 class _Base:
-    "What every bottom-up generator shares: the schema, each column's training values and range, and the conditions check."
-    name = 'base'
+    """What every bottom-up generator shares: the schema, each column's training values and range, the conditions check,
+    and the privacy guard (no exact copy of a training row is returned unless `allow_copies`)."""
+    name, allow_copies = 'base', False
     def _remember(self, df, schema):
         self.schema_ = _schema_for(df, schema)
         df = df[self.schema_.names]
@@ -114,8 +115,18 @@ class _Base:
             elif c.kind == 'datetime':
                 v = pd.to_datetime(df[c.name])
                 self.lims_[c.name] = (v.min(), v.max(), bool((v.dropna() == v.dropna().dt.normalize()).all()))   # whole days only?
+        self.keys_ = None if self.allow_copies else training_keys(df, self.schema_)
         self.rng_ = np.random.default_rng(self.random_state)
         return df
+    def _sample(self, n, conditions):
+        "Check the conditions, draw, and draw again (for the same conditions) every row that copies a training row."
+        cond = _check_conditions(self, conditions, n)
+        rows = self._draw(n, cond)
+        self.copies_redrawn_ = 0
+        if self.keys_ is None or not len(rows): return rows
+        again = lambda pos: self._draw(len(pos), None if cond is None else cond.iloc[pos].reset_index(drop=True))
+        rows, self.copies_redrawn_ = redraw_copies(rows, again, self.keys_, self.schema_, f"the {self.name} generator")
+        return rows
     def reseed(self, seed:int):
         "Restart the sampling stream at `seed`: the same seed and the same conditions give the same rows."
         self.rng_ = np.random.default_rng(seed)
@@ -127,15 +138,16 @@ class _Base:
 class Independent(_Base):
     "Each column drawn on its own from its training values (empirical marginals, missing values included); conditions are copied."
     name = 'independent'
-    def __init__(self, random_state:int|None=None): self.random_state = random_state
-    def _params(self): return {'random_state': self.random_state}
+    def __init__(self, random_state:int|None=None, allow_copies:bool=False): self.random_state, self.allow_copies = random_state, allow_copies
+    def _params(self): return {'random_state': self.random_state, 'allow_copies': self.allow_copies}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
         "Remember each column's values (`first` is accepted for the common contract; the columns are independent)."
         self._remember(df, schema)
         return self
     def sample(self, n:int, conditions:pd.DataFrame|None=None) -> pd.DataFrame:
         "`n` rows, each column drawn independently; the conditioned columns take the given values."
-        cond = _check_conditions(self, conditions, n)
+        return self._sample(n, conditions)
+    def _draw(self, n, cond):
         out = {c: (cond[c].to_numpy() if cond is not None and c in cond else self.rng_.choice(v, n)) for c, v in self.values_.items()}
         return _finish(self, out, n)
 
@@ -214,9 +226,10 @@ class GaussianCopula(_Base):
     A number with missing values gets a missing-value indicator of its own, so missingness keeps its relations to the other columns."""
     name = 'gaussian_copula'
     def __init__(self, gibbs:int=20, # sweeps that draw several conditioned columns jointly
-                 random_state:int|None=None):
-        self.gibbs, self.random_state = gibbs, random_state
-    def _params(self): return {'gibbs': self.gibbs, 'random_state': self.random_state}
+                 random_state:int|None=None,
+                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
+        self.gibbs, self.random_state, self.allow_copies = gibbs, random_state, allow_copies
+    def _params(self): return {'gibbs': self.gibbs, 'random_state': self.random_state, 'allow_copies': self.allow_copies}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
         """Learn the marginals and the correlation of the normal scores (ties and categories drawn at random inside their
         intervals; correlations over the rows where both numbers are observed)."""
@@ -244,7 +257,8 @@ class GaussianCopula(_Base):
         return _tn(np.zeros(len(lo)), 1.0, ndtri(np.clip(lo, 1e-12, 1 - 1e-12)), ndtri(np.clip(hi, 1e-12, 1 - 1e-12)), self.rng_)
     def sample(self, n:int, conditions:pd.DataFrame|None=None) -> pd.DataFrame:
         "`n` rows; with conditions, each row drawn from the copula conditioned on its given values."
-        cond = _check_conditions(self, conditions, n)
+        return self._sample(n, conditions)
+    def _draw(self, n, cond):
         if n == 0: return _finish(self, {c: self.values_[c][:0] for c in self.values_}, 0)
         cols, S, rng = self.columns_, self.corr_, self.rng_
         given = {}
@@ -326,7 +340,8 @@ class TreeChain(_Base):
                  max_parents:int=12, # each column is predicted from at most this many earlier columns (the most associated)
                  residual_bins:int=10, # numbers: residuals are drawn among rows in the same decile of the prediction
                  n_jobs:int=-1, # threads for fitting and predicting
-                 random_state:int|None=None):
+                 random_state:int|None=None,
+                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
         if model not in ('random_forest', 'xgboost'): raise ValueError(f"model={model!r}: use 'random_forest' or 'xgboost'{_closest(str(model), ['random_forest', 'xgboost'])}")
         if max_parents < 1: raise ValueError(f"max_parents={max_parents}: a chain column needs at least 1 parent")
         rf = model == 'random_forest'
@@ -334,8 +349,8 @@ class TreeChain(_Base):
         self.n_estimators = n_estimators or (30 if rf else 80)
         self.max_depth = max_depth if max_depth is not None else (None if rf else 6)
         self.max_rows = max_rows or (5000 if rf else 8000)
-        self.name = 'random_forest' if rf else 'xgboost'
-    def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'n_jobs', 'random_state')}
+        self.name, self.allow_copies = ('random_forest' if rf else 'xgboost'), allow_copies
+    def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'n_jobs', 'random_state', 'allow_copies')}
 
     def _estimator(self, classify, n_classes=2):
         seed = int(self.rng_.integers(2**31))
@@ -418,7 +433,8 @@ class TreeChain(_Base):
 
     def sample(self, n:int, conditions:pd.DataFrame|None=None) -> pd.DataFrame:
         "`n` rows drawn column by column along the chain; conditioned columns (a prefix of the chain) take the given values."
-        cond = _check_conditions(self, conditions, n)
+        return self._sample(n, conditions)
+    def _draw(self, n, cond):
         known = list(cond.columns) if cond is not None else []
         if set(known) != set(self.order_[:len(known)]):
             raise ValueError(f"this chain can condition on the first columns of its order {self.order_[:max(len(known), 3)]}..., "
@@ -473,11 +489,12 @@ class SDVGenerator(_Base):
                  epochs:int=50, # training epochs (the paper: SDV defaults with 50 epochs)
                  max_tries:int=3, # rounds of conditional sampling for rows still missing
                  max_tries_per_batch:int=25, # SDV's reject-sampling attempts per batch, in each round
-                 random_state:int|None=None):
+                 random_state:int|None=None,
+                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
         if kind not in ('ctgan', 'tvae'): raise ValueError(f"kind={kind!r}: use 'ctgan' or 'tvae'{_closest(str(kind), ['ctgan', 'tvae'])}")
         self.kind, self.epochs, self.max_tries, self.max_tries_per_batch, self.random_state = kind, epochs, max_tries, max_tries_per_batch, random_state
-        self.name = kind
-    def _params(self): return {k: getattr(self, k) for k in ('kind', 'epochs', 'max_tries', 'max_tries_per_batch', 'random_state')}
+        self.name, self.allow_copies = kind, allow_copies
+    def _params(self): return {k: getattr(self, k) for k in ('kind', 'epochs', 'max_tries', 'max_tries_per_batch', 'random_state', 'allow_copies')}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
         "Fit the SDV synthesizer (`first` is accepted for the common contract)."
         df = self._remember(df, schema)
@@ -493,7 +510,8 @@ class SDVGenerator(_Base):
         return self
     def sample(self, n:int, conditions:pd.DataFrame|None=None) -> pd.DataFrame:
         "`n` rows; with conditions, rows that meet each row's conditions (SDV's reject sampling, bounded)."
-        cond = _check_conditions(self, conditions, n)
+        return self._sample(n, conditions)
+    def _draw(self, n, cond):
         if cond is None: return _finish(self, {c: v.to_numpy() for c, v in self.sdv_.sample(n).items()}, n)
         cols = list(cond.columns)
         want = pd.Series(range(n)).groupby(pd.Series(_group_keys(cond, cols))).apply(list).to_dict()
@@ -553,6 +571,7 @@ class HybridReport:
     rounds: int # resampling rounds used
     violations: pd.DataFrame # per rule, after enforcement (hard rules: 0)
     seconds: dict
+    copies: int = 0 # rows drawn again because they copied a training row exactly (by the generator, or after a repair)
 
     @property
     def raw_rate(self) -> float:
@@ -565,7 +584,7 @@ class HybridReport:
     def to_dict(self) -> dict:
         "Plain JSON-ready values."
         return {'rows': self.rows, 'generator': self.generator, 'template': self.template, 'raw_rate': self.raw_rate, 'hard_rate': self.hard_rate,
-                'repaired': self.repaired, 'resampled': self.resampled, 'rounds': self.rounds, 'seconds': self.seconds,
+                'repaired': self.repaired, 'resampled': self.resampled, 'rounds': self.rounds, 'copies': self.copies, 'seconds': self.seconds,
                 'raw': self.raw.reset_index().to_dict('records'), 'violations': self.violations.reset_index().to_dict('records')}
     def __repr__(self):
         return (f"HybridReport({self.rows:,} rows by {self.generator} under '{self.template}': {self.raw_rate:.2%} broke a hard rule before "
@@ -593,9 +612,11 @@ class HybridSynthesizer:
                  text_by:str='sentiment', # the skeleton column whose label picks each row's sentence
                  template_only=(), # skeleton columns the generator neither learns nor conditions on: the template alone draws them (e.g. a label paired with text)
                  max_tries:int=30, # resampling rounds for rows that break a hard rule and have no clear repair (each round redraws only those)
+                 allow_copies:bool=False, # return rows identical to a training row (by default they are drawn again)
                  random_state:int|None=None):
         self.template = template if isinstance(template, Template) else Template.from_dict(template)
         self.bottom_up, self.text, self.text_by, self.max_tries, self.random_state = bottom_up, text, text_by, max_tries, random_state
+        self.allow_copies = allow_copies
         self.template_only = tuple([template_only] if isinstance(template_only, str) else template_only)
         if not isinstance(max_tries, int) or max_tries < 0: raise ValueError(f"max_tries={max_tries!r} must be a whole number >= 0")
 
@@ -626,7 +647,9 @@ class HybridSynthesizer:
         "Check the template against the table, and fit the bottom-up generator with the skeleton columns first in its chain."
         if not isinstance(df, pd.DataFrame): raise TypeError(f"fit needs a pandas DataFrame, got {type(df).__name__}")
         self._setup(schema if schema is not None else Schema.infer(df))
-        gen = bottom_up(self.bottom_up, random_state=self.random_state) if isinstance(self.bottom_up, str) else self.bottom_up
+        gen = (bottom_up(self.bottom_up, random_state=self.random_state, allow_copies=self.allow_copies)
+               if isinstance(self.bottom_up, str) else self.bottom_up)
+        self.keys_ = None if self.allow_copies else training_keys(df, self.fit_schema_)   # a repair can land on a real row too
         t = time.perf_counter()
         self.generator_ = gen.fit(df[self.fit_schema_.names], self.fit_schema_, first=self.first_)
         self.fit_seconds_ = time.perf_counter() - t
@@ -642,13 +665,13 @@ class HybridSynthesizer:
         if order is not None and set(new.first_) != set(order[:len(new.first_)]):
             raise ValueError(f"the fitted chain conditions on its first columns {order[:len(self.first_)]}, but template '{new.template_.name}' "
                              f"draws {new.first_}: fit a new HybridSynthesizer for it")
-        new.generator_, new.fit_seconds_ = self.generator_, 0.0
+        new.generator_, new.fit_seconds_, new.keys_ = self.generator_, 0.0, self.keys_
         return new
 
     def _like(self, template, bottom_up):
         "An unfitted synthesizer with this one's settings, another template and another generator."
         return HybridSynthesizer(template, bottom_up, text=self.text, text_by=self.text_by, template_only=self.template_only,
-                                 max_tries=self.max_tries, random_state=self.random_state)
+                                 max_tries=self.max_tries, allow_copies=self.allow_copies, random_state=self.random_state)
 
     def _check_fitted(self):
         if not hasattr(self, 'generator_'): raise RuntimeError("this HybridSynthesizer is not fitted yet: call fit(df) first")
@@ -673,6 +696,7 @@ class HybridSynthesizer:
         t = time.perf_counter()
         sk = T.sample_skeleton(n, seed=int(rng.integers(2**31)))
         rows = self._fill(sk, int(rng.integers(2**31)))
+        copies = getattr(self.generator_, 'copies_redrawn_', 0)
         secs['sample'] = time.perf_counter() - t
         t = time.perf_counter()
         first = T.violations(rows, skip_missing=True)
@@ -682,15 +706,22 @@ class HybridSynthesizer:
             part = out.iloc[todo].reset_index(drop=True)
             broken = first.hard_rows if rounds == 0 else T.violations(part, skip_missing=True).hard_rows   # the first round's rows are `rows`
             fixed = T.repair(part)
-            kept = fixed.valid.index.to_numpy()   # positions in `part` of the rows kept (repaired or fine)
+            valid = fixed.valid
+            if self.keys_ is not None and len(valid):   # a repaired (or custom generator's) row equal to a training row is drawn again
+                copy = _row_keys(valid, self.fit_schema_).isin(self.keys_).to_numpy()
+                copies += int(copy.sum()); valid = valid[~copy]
+            kept = valid.index.to_numpy()   # positions in `part` of the rows kept (repaired or fine, and new)
             ok = np.zeros(len(part), bool); ok[kept] = True
             repaired += int(broken[kept].sum())
-            if len(kept): out.iloc[todo[kept]] = fixed.valid[out.columns].to_numpy()
+            if len(kept): out.iloc[todo[kept]] = valid[out.columns].to_numpy()
             todo = todo[~ok]
             if not len(todo) or rounds == self.max_tries: break
             rounds += 1
             resampled += len(todo)
             out.iloc[todo] = self._fill(sk.iloc[todo], int(rng.integers(2**31)))[out.columns].to_numpy()
+        if len(todo) and not T.violations(out.iloc[todo], skip_missing=True).hard_rows.any():
+            raise CopyError(f"{len(todo)} of {n} rows still copy a training row exactly after {self.max_tries} resampling rounds: the template "
+                            "and the table leave few new combinations of values; pass allow_copies=True to accept copies (a privacy risk), or loosen the template")
         if len(todo):
             raise RuleError(('$.rules', f"{len(todo)} of {n} rows still break a hard rule after {self.max_tries} resampling rounds "
                                        f"(before enforcement: {raw.attrs['hard_rate']:.1%} of the rows broke one; per rule: "
@@ -700,7 +731,7 @@ class HybridSynthesizer:
         if self.text is not None: out[self.text.text] = self.text.draw(out[self.text_by], rng)
         secs['enforce'] = time.perf_counter() - t
         self.report_ = HybridReport(len(out), getattr(self.generator_, 'name', type(self.generator_).__name__), T.name, raw,
-                                    repaired, resampled, rounds, _vtable(T.violations(out, skip_missing=True)), {'fit': self.fit_seconds_, **secs})
+                                    repaired, resampled, rounds, _vtable(T.violations(out, skip_missing=True)), {'fit': self.fit_seconds_, **secs}, copies)
         return out
 
 # %% ../nbs/08_hybrid.ipynb #e3b70d0d
