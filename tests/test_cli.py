@@ -27,7 +27,10 @@ def test_demo_writes_its_report(tmp_path):
                                'class_shares': report['split']['class_shares']}
     assert set(report['split']['class_shares']) == {'train', 'valid', 'test'}
     assert (tmp_path/'demo/overview.png').stat().st_size > 10_000
-    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'hybrid.csv', 'overview.png', 'report.json', 'schema.json', 'scm']
+    assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'evaluation', 'hybrid.csv', 'overview.png', 'report.json', 'schema.json', 'scm']
+    assert sorted(p.name for p in (tmp_path/'demo/evaluation').iterdir()) == ['associations.png', 'detection_roc.png', 'marginals.png']
+    assert report['evaluation']['rows'] == {'real': 275, 'synthetic': 275, 'holdout': 69}
+    assert 'made' in r.stdout and 'everything above, as JSON' in r.stdout and str(tmp_path/'demo/report.json') in r.stdout
     sc = report['scm']
     assert sc['rows'] == {'main': 2000, 'aux': 500} and 'SCM (two tables from nothing)' in r.stdout
     assert {(g['method'], g['dim']) for g in sc['aux_gain']} == {('embdi', 16), ('embdi', 64), ('joined features', 0)}
@@ -80,6 +83,34 @@ def test_user_errors_are_one_line_with_status_2(tmp_path):
 
 def test_help_and_datasets():
     r = run('--help')
-    assert r.returncode == 0 and all(c in r.stdout for c in ('demo', 'datasets', 'docs'))
+    assert r.returncode == 0 and all(c in r.stdout for c in ('demo', 'datasets', 'docs', 'date', 'hybrid', 'evaluate', 'scm', 'bench'))
+    for cmd in ('date', 'hybrid', 'evaluate'):
+        r = run(cmd, '--help')
+        assert r.returncode == 0 and 'example: tabsynth ' + cmd in r.stdout and '--target' in r.stdout
     r = run('datasets')
     assert r.returncode == 0 and 'penguins' in r.stdout and 'available' in r.stdout
+
+
+def test_date_hybrid_evaluate_on_a_csv_of_ones_own(tmp_path):
+    "The three commands as a user runs them on a file: rows, report, schema and figures; then evaluate on what hybrid wrote."
+    from tabsynth.datasets import load
+    load('wine').frame.to_csv(tmp_path/'wine.csv', sep=';', index=False)
+    r = run('date', str(tmp_path/'wine.csv'), '--target', 'cultivar', '--out', str(tmp_path/'date'), '--format', 'parquet')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path/'date/report.json').read_text())
+    assert rep['command'] == 'date' and rep['llm'] is None and len(pd.read_parquet(tmp_path/'date/synthetic.parquet')) == rep['date']['rows'] > 0
+    assert rep['augmentation']['with DATE'] < rep['augmentation']['real'] and 'decision-tree test error %' in r.stdout
+    (tmp_path/'t.json').write_text(json.dumps({'name': 'balanced', 'columns': {'cultivar': {'values': ['class_0', 'class_1', 'class_2']}}}))
+    r = run('hybrid', str(tmp_path/'wine.csv'), '--target', 'cultivar', '--template', str(tmp_path/'t.json'), '--generator', 'gaussian_copula',
+            '--rows', '300', '--out', str(tmp_path/'hybrid'))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path/'hybrid').iterdir()) == ['associations.png', 'detection_roc.png', 'marginals.png', 'report.json',
+                                                                     'schema.json', 'synthetic.csv', 'template.json']
+    r = run('evaluate', str(tmp_path/'wine.csv'), str(tmp_path/'hybrid/synthetic.csv'), '--target', 'cultivar', '--out', str(tmp_path/'ev'))
+    assert r.returncode == 0, r.stderr
+    ev = json.loads((tmp_path/'ev/report.json').read_text())
+    assert ev['evaluation']['rows'] == {'real': 178, 'synthetic': 300, 'holdout': None}
+    r = run('hybrid', str(tmp_path/'wine.csv'), '--target', 'cultivar', '--template', str(tmp_path/'t.json'), '--out', str(tmp_path/'hybrid'))
+    assert r.returncode == 2 and 'pass --overwrite' in r.stderr
+    r = run('hybrid', str(tmp_path/'wine.csv'), '--target', 'cultivar', '--template', str(tmp_path/'t.json'), '--out', str(tmp_path/'hybrid'), '--overwrite', '--rows', '50')
+    assert r.returncode == 0 and len(pd.read_csv(tmp_path/'hybrid/synthetic.csv')) == 50
