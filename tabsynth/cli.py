@@ -38,7 +38,7 @@ def _demo_date(ds, parts, seed, out, files, say) -> dict:
     after = augmentation_error(parts['train'], parts['test'], ds.schema, rows)
     files['date'] = out/'date.csv'
     write_atomic(files['date'], rows.to_csv(index=False))
-    say(f"DATE (offline proposer, rho {rep.rho:g}): {rep.discovery['blocks']} blocks, {rep.generation['arms']} arms, {len(rows)} rows chosen; "
+    say(f"DATE (offline proposer, rho {rep.rho:g}): {rep.discovery['blocks']} blocks, {rep.generation['arms']} arms, {len(rows)} row{'' if len(rows) == 1 else 's'} chosen; "
         f"decision-tree test {before['measure']}: {before['score']:.3f} on the real rows, {after['score']:.3f} with DATE's rows")
     if not len(rows): say("  (DATE keeps only batches that lower a model's validation error; on a table one tree already fits this well, none did. "
                           "`tabsynth demo --dataset wine` shows it adding rows, and the DATE benchmark measures it on the paper's tables)")
@@ -306,12 +306,17 @@ def staged_output(out, # the output folder: new, empty, or (with overwrite) an e
         if not _is_cli_output(out): raise InputError(f"--out {out} holds files that no tabsynth command wrote (it has no report.json of one): "
                                                      "--overwrite only replaces tabsynth's own output; choose another folder")
     stage = out.parent / f'.{out.name}.partial-{os.getpid()}'
+    made = next((p for p in reversed(out.absolute().parents) if not p.exists()), None)   # the first folder this creates, if any
     shutil.rmtree(stage, ignore_errors=True); stage.mkdir(parents=True)
+    done = False
     try:
         yield stage
         if out.exists(): shutil.rmtree(out)   # the earlier output, replaced only now that the new one is complete
         os.replace(stage, out)
-    finally: shutil.rmtree(stage, ignore_errors=True)
+        done = True
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if not done and made is not None: shutil.rmtree(made, ignore_errors=True)   # no empty folders left behind either
 
 # %% ../nbs/10_cli.ipynb #47dbcaf0
 def llm_client(base_url:str|None=None, # an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default: $OPENAI_BASE_URL)

@@ -1,0 +1,52 @@
+"""No generator returns an exact copy of a training row unless asked (allow_copies=True)."""
+import pandas as pd
+import pytest
+from tabsynth.datasets import load
+from tabsynth.evaluation import ExactCopyRate, CopyError, make_generator
+from tabsynth.hybrid import bottom_up, HybridSynthesizer
+
+DS = load('penguins')
+# a table whose rows are every combination of its values: no new row exists, every draw is a copy
+COARSE = pd.DataFrame({'a': ['x', 'y'] * 20, 'b': ['u', 'u', 'v', 'v'] * 10})
+TEMPLATE = {'name': 'balanced', 'columns': {'species': {'values': ['Adelie', 'Chinstrap', 'Gentoo']}}}
+COARSE_TEMPLATE = {'name': 'balanced', 'columns': {'a': {'values': ['x', 'y']}}}
+
+
+def copies(real, rows, schema=None):
+    from tabsynth.core import Schema
+    return ExactCopyRate().compute_breakdown(real, rows, schema or Schema.infer(real))['copies']
+
+
+@pytest.mark.parametrize('name', ['independent', 'gaussian_copula', 'random_forest', 'xgboost', 'ctgan', 'tvae'])
+def test_bottom_up_generators_return_no_copies(name):
+    kw = {'epochs': 2} if name in ('ctgan', 'tvae') else {}
+    g = bottom_up(name, random_state=0, **kw).fit(DS.frame, DS.schema)
+    assert copies(DS.frame, g.sample(2000), DS.schema) == 0
+
+
+@pytest.mark.parametrize('name', ['independent', 'interpolation', 'gaussian_copula'])
+def test_baselines_return_no_copies(name):
+    g = make_generator(name, random_state=0).fit(DS.frame, DS.schema)
+    assert copies(DS.frame, g.sample(2000), DS.schema) == 0
+
+
+def test_hybrid_returns_no_copies_even_after_repairs():
+    rules = dict(TEMPLATE, rules=[{'if': {'column': 'species', 'op': '==', 'value': 'Gentoo'},
+                                   'then': {'column': 'body_mass_g', 'op': '>=', 'value': 4500}}])
+    h = HybridSynthesizer(rules, 'random_forest', random_state=0).fit(DS.frame, DS.schema)
+    rows = h.sample(3000, seed=0)
+    assert copies(DS.frame, rows, DS.schema) == 0 and h.report_.to_dict()['copies'] >= 0
+
+
+def test_few_distinct_rows_is_an_error_not_a_loop():
+    with pytest.raises(CopyError, match='allow_copies=True'): bottom_up('independent', random_state=0).fit(COARSE).sample(200)
+    with pytest.raises(CopyError, match='allow_copies=True'): make_generator('independent', random_state=0).fit(COARSE).sample(200)
+    with pytest.raises(CopyError, match='allow_copies=True'):
+        HybridSynthesizer(COARSE_TEMPLATE, 'gaussian_copula', random_state=0).fit(COARSE).sample(200, seed=0)
+
+
+def test_copies_when_asked():
+    g = bottom_up('independent', random_state=0, allow_copies=True).fit(COARSE)
+    assert copies(COARSE, g.sample(200)) == 200
+    h = HybridSynthesizer(COARSE_TEMPLATE, 'gaussian_copula', allow_copies=True, random_state=0).fit(COARSE)
+    assert len(h.sample(200, seed=0)) == 200
