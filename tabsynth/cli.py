@@ -83,7 +83,8 @@ def _demo_table(report, files, out) -> str:
              ('DATE rows (offline proposer)', f"{d['rows']:,}" if 'rows' in d else 'skipped', rel('date')),
              ('H-TDBU rows (template + random-forest chain)', f"{h['rows']:,}" if 'rows' in h else 'skipped', rel('hybrid')),
              ('SCM database (main, aux) with its DDL', ' + '.join(f"{v:,}" for v in s.get('rows', {}).values()), str(Path(out)/'scm')),
-             ('evaluation figures of the H-TDBU rows', f"{len([k for k in files if k.startswith('evaluation_')])} PNG", str(Path(out)/'evaluation')),
+             ('evaluation figures of the H-TDBU rows', *((f"{sum(k.startswith('evaluation_') for k in files)} PNG", str(Path(out)/'evaluation'))
+                                                          if 'evaluation' in report else ('skipped', '-'))),
              ('everything above, as JSON', '', rel('report'))]
     w = [max(len(r[i]) for r in lines + [('made', 'rows', 'where')]) for i in range(3)]
     fmt = lambda r: f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]}"
@@ -186,6 +187,7 @@ def read_table(path, # a .csv/.tsv/.txt or .parquet/.pq file
                sep:str|None=None, # the CSV delimiter (default: sniffed among , ; tab |)
                encoding:str|None=None, # the CSV encoding (default: UTF-8, with or without a byte-order mark)
                na_values=(), # more CSV tokens that mean a missing value (pandas' defaults, such as NA and n/a, always do)
+               decimal:str='.', # the CSV decimal mark: ',' for 3,14
               ) -> pd.DataFrame:
     "Read a user's table, refusing what cannot be read with certainty: every problem is an InputError with the fix."
     import io
@@ -194,13 +196,15 @@ def read_table(path, # a .csv/.tsv/.txt or .parquet/.pq file
     if path.is_dir(): raise InputError(f"{path} is a folder: give a CSV or Parquet file")
     fmt = TABLE_SUFFIXES.get(path.suffix.lower())
     if fmt is None: raise InputError(f"{path}: tabsynth reads {', '.join(TABLE_SUFFIXES)} files, not {path.suffix or 'files without a suffix'!r}; "
-                                     "rename or convert it")
+                                     "export it as CSV or Parquet (a spreadsheet: File > Save as > CSV)")
     if path.stat().st_size == 0: raise InputError(f"{path} is empty (0 bytes)")
     if fmt == 'parquet':
-        if sep or encoding or na_values: raise InputError("--sep, --encoding and --na-values are for CSV files; a Parquet file carries its own types")
+        if sep or encoding or na_values or decimal != '.': raise InputError("--sep, --encoding, --na-values and --decimal are for CSV files; a Parquet file carries its own types")
         try: df = pd.read_parquet(path)
         except Exception as e: raise InputError(f"{path} is not a readable Parquet file ({type(e).__name__}: {str(e)[:200]}); "
                                                 "check that it is Parquet, or give a CSV") from None
+        if df.index.name is not None or df.index.names[0] is not None or not isinstance(df.index, pd.RangeIndex):
+            df = df.reset_index()   # a DataFrame's index saved with it is data: it becomes a column
     else:
         text = _decode(path.read_bytes(), path, encoding)
         sep = sep or _sniff(text, path)
@@ -209,28 +213,55 @@ def read_table(path, # a .csv/.tsv/.txt or .parquet/.pq file
         try: header = pd.read_csv(io.StringIO(text), sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
         except pd.errors.EmptyDataError: raise InputError(f"{path} holds no data (only blank lines)") from None
         except pd.errors.ParserError as e: raise InputError(f"{path}: {e}; check the delimiter (--sep) and the quoting") from None
+        header = [str(h).strip() for h in header]
         dup = sorted({h for h in header if header.count(h) > 1})
         if dup: raise InputError(f"{path}: the header names {', '.join(map(repr, dup))} more than once: give each column its own name")
         blank = [i + 1 for i, h in enumerate(header) if not str(h).strip()]
         if blank: raise InputError(f"{path}: column {blank[0]} of the header has no name (an index column?): name it, or drop it before export")
-        try: df = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True, low_memory=False, na_values=list(na_values) or None)
+        if decimal not in ('.', ','): raise InputError(f"--decimal {decimal!r}: use . or ,")
+        if decimal == sep: raise InputError(f"--decimal {decimal!r} is also the delimiter: a file with decimal commas is delimited by ; or tab (pass --sep)")
+        try: df = pd.read_csv(io.StringIO(text), sep=sep, skipinitialspace=True, low_memory=False, na_values=list(na_values) or None, decimal=decimal)
         except pd.errors.ParserError as e: raise InputError(f"{path}: {e}: a row has more fields than the header; check the delimiter "
                                                             f"(read with {sep!r}; pass --sep) and the quoting") from None
         if df.shape[1] == 1:
             other = [d for d in ',;\t|' if d != sep and d in str(df.columns[0])]
             if other: raise InputError(f"{path}: read with the delimiter {sep!r}, the table has one column named {str(df.columns[0])[:60]!r}: "
                                        f"it looks delimited by {other[0]!r}; pass --sep {other[0]!r}")
+        if decimal == '.':   # numbers written with decimal commas read as text, and would be taken for categories or identifiers
+            for c in df.columns[df.dtypes == object]:
+                v = df[c].dropna().astype(str).str.strip()
+                if len(v) and v.str.fullmatch(r'[-+]?\d{1,3}(\.\d{3})*,\d+|[-+]?\d+,\d+').mean() > 0.9:
+                    raise InputError(f"{path}: column {c!r} holds numbers with decimal commas (e.g. {v.iloc[0]!r}): pass --decimal ,")
     if df.columns.duplicated().any():
         raise InputError(f"{path}: the columns {sorted(set(map(str, df.columns[df.columns.duplicated()])))} appear more than once: rename them")
     if len(df) == 0: raise InputError(f"{path} has a header ({df.shape[1]} columns) but no rows")
     df.columns = [str(c) for c in df.columns]
     return df
 
+def _typed_like(df, like):
+    "`df` with whole-number columns as nullable integers and date-only columns as dates, where the real rows `like` are so."
+    out = df.copy()
+    for c in out.columns:
+        if like is None or c not in like.columns: continue
+        real, x = like[c], out[c]
+        if pd.api.types.is_float_dtype(x) and pd.api.types.is_numeric_dtype(real) and not pd.api.types.is_bool_dtype(real):
+            r = real.dropna()
+            if len(r) and (r == r.round()).all() and (x.dropna() == x.dropna().round()).all(): out[c] = x.astype('Int64')
+            elif len(r) and pd.api.types.is_float_dtype(real):   # as many decimals as the real values have (at most 6)
+                d = next((d for d in range(7) if np.allclose(r, r.round(d), rtol=0, atol=1e-9)), None)
+                if d is not None: out[c] = x.round(d)
+        elif pd.api.types.is_datetime64_any_dtype(x):
+            r = pd.to_datetime(real, errors='coerce').dropna()
+            if len(r) and (r == r.dt.normalize()).all(): out[c] = x.dt.normalize().dt.date.astype(object).where(x.notna(), None)
+    return out
+
 def write_table(df:pd.DataFrame, # the rows
                 path, # .csv or .parquet (the suffix picks the format)
+                like:pd.DataFrame|None=None, # real rows: columns of whole numbers or of dates there are written as such
                ) -> Path:
     "Write rows as CSV or Parquet, atomically: the file appears whole or not at all."
     path = Path(path)
+    df = _typed_like(df, like)
     fmt = TABLE_SUFFIXES.get(path.suffix.lower())
     if fmt == 'parquet': return write_atomic(path, write=lambda tmp: df.to_parquet(tmp, index=False))
     if fmt == 'csv': return write_atomic(path, df.to_csv(index=False, sep='\t' if path.suffix.lower() == '.tsv' else ','))
@@ -264,7 +295,7 @@ def prepare_table(df:pd.DataFrame, # the table as read
     unlabelled = int(df[target].isna().sum())
     if unlabelled == len(df): raise InputError(f"the target {target!r} is empty in all {len(df):,} rows: choose another --target")
     if unlabelled:
-        df = df[df[target].notna()].reset_index(drop=True)
+        df = df[df[target].notna()]   # the index stays the row's position in the file (see split.csv)
         notes.append(f"{unlabelled:,} rows without a value of the target {target!r} are left out")
     try: schema = Schema.infer(df, target, kinds=kinds, name=name)
     except (KeyError, ValueError) as e:
@@ -279,6 +310,10 @@ def prepare_table(df:pd.DataFrame, # the table as read
         if c.kind == 'categorical' and c.categories is not None and len(c.categories) > max_levels:
             raise InputError(f"column {c.name!r} has {len(c.categories):,} distinct values, more than --max-levels {max_levels:,}: a generator learns each "
                              f"value from its own rows, and most have one or two. Leave it out (--drop {c.name}), group rare values first, or raise --max-levels")
+    for c in schema:   # a number or label that differs in every row is most likely an identifier: generated like data, and copied from the real rows
+        if c.name != target and c.kind in ('integer', 'categorical') and len(df) >= 20 and df[c.name].nunique() == len(df):
+            notes.append(f"column {c.name!r} has a different value in each of the {len(df):,} rows (an identifier?): it is generated like any "
+                         f"other column, so its values repeat real ones; leave it out with --drop {c.name}")
     if schema.task == 'classification':
         counts = df[target].value_counts()
         if len(counts) < 2: raise InputError(f"the target {target!r} has one value only ({_py(counts.index[0])!r}): there is nothing to learn; choose another --target")
@@ -289,34 +324,53 @@ def prepare_table(df:pd.DataFrame, # the table as read
 
 # %% ../nbs/10_cli.ipynb #438e83d5
 def _is_cli_output(path):
-    "Whether a folder is what a tabsynth command wrote: its report.json names the command."
+    "Whether a folder holds only what a tabsynth command wrote: a report.json that names the command and lists every other file there."
     try: meta = json.loads((Path(path)/'report.json').read_text())
     except (OSError, ValueError): return False
-    return isinstance(meta, dict) and {'tabsynth', 'command'} <= set(meta)
+    if not isinstance(meta, dict) or not {'tabsynth', 'command'} <= set(meta) or not isinstance(meta.get('files'), dict): return False
+    listed = {str(v) for v in meta['files'].values()} | {'report.json'}
+    return all(p.name in listed and p.is_file() and not p.is_symlink() for p in Path(path).iterdir())
+
+def _check_out(out, overwrite):
+    "Refuse an output folder that is a file, or holds anything but an earlier tabsynth output (and that one only with overwrite)."
+    if out.exists() and not out.is_dir(): raise InputError(f"--out {out} is a file: give a folder")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite: raise InputError(f"--out {out} is not empty: choose a new folder, or pass --overwrite to replace an earlier output of tabsynth")
+        if not _is_cli_output(out): raise InputError(f"--out {out} holds files that no tabsynth command wrote (only a folder with a tabsynth report.json "
+                                                     "and the files it lists can be replaced): choose another folder")
 
 @contextlib.contextmanager
 def staged_output(out, # the output folder: new, empty, or (with overwrite) an earlier output of a tabsynth command
                   overwrite:bool=False, # replace an earlier output of a tabsynth command
+                  inputs=(), # the files the command reads: `out` must not hold them
                  ):
     "A hidden folder beside `out` to write into; it becomes `out` only when the block ends without an error, so `out` is never half written."
     out = Path(out)
-    if out.exists() and not out.is_dir(): raise InputError(f"--out {out} is a file: give a folder")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite: raise InputError(f"--out {out} is not empty: choose a new folder, or pass --overwrite to replace an earlier output of tabsynth")
-        if not _is_cli_output(out): raise InputError(f"--out {out} holds files that no tabsynth command wrote (it has no report.json of one): "
-                                                     "--overwrite only replaces tabsynth's own output; choose another folder")
+    if out.is_symlink(): raise InputError(f"--out {out} is a symbolic link: give the folder itself")
+    out, cwd = out.resolve(), Path.cwd().resolve()   # '.', '..' and relative paths become a folder with a name
+    if out == cwd or out in cwd.parents: raise InputError(f"--out {out} is the current folder or holds it: give a new folder, e.g. --out out/run1")
+    for f in inputs:
+        if f is not None and (out == Path(f).resolve() or out in Path(f).resolve().parents):
+            raise InputError(f"--out {out} holds the input {f}: write the output to another folder")
+    _check_out(out, overwrite)
+    made = [p for p in out.parents if not p.exists()]   # folders this creates, nearest first
     stage = out.parent / f'.{out.name}.partial-{os.getpid()}'
-    made = next((p for p in reversed(out.absolute().parents) if not p.exists()), None)   # the first folder this creates, if any
     shutil.rmtree(stage, ignore_errors=True); stage.mkdir(parents=True)
     done = False
     try:
         yield stage
-        if out.exists(): shutil.rmtree(out)   # the earlier output, replaced only now that the new one is complete
-        os.replace(stage, out)
+        _check_out(out, overwrite)   # again: another run may have written there meanwhile
+        if out.exists():   # the earlier output is set aside, replaced, and only then deleted
+            old = out.parent / f'.{out.name}.old-{os.getpid()}'
+            os.replace(out, old); os.replace(stage, out); shutil.rmtree(old, ignore_errors=True)
+        else: os.replace(stage, out)   # fails, rather than merging, if another run created `out` since the check
         done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-        if not done and made is not None: shutil.rmtree(made, ignore_errors=True)   # no empty folders left behind either
+        if not done:
+            for p in made:   # the folders this created, if they are still empty (another run may be writing there)
+                try: p.rmdir()
+                except OSError: break
 
 # %% ../nbs/10_cli.ipynb #47dbcaf0
 def llm_client(base_url:str|None=None, # an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (default: $OPENAI_BASE_URL)
@@ -326,7 +380,10 @@ def llm_client(base_url:str|None=None, # an OpenAI-compatible server, e.g. http:
                offline:bool=False, # no LLM even if the environment names one
               ):
     "The LLM client the options ask for, or None for the offline path. The key comes from $OPENAI_API_KEY only, and is never written anywhere."
-    if offline or not (base_url or model or os.environ.get('OPENAI_MODEL')): return None
+    if offline: return None
+    model = model or os.environ.get('OPENAI_MODEL')
+    if not (base_url or model or cache or replay): return None
+    if not model: raise InputError("--llm-base-url, --llm-cache and --llm-replay need --llm-model NAME (or $OPENAI_MODEL): the model the server serves")
     from tabsynth.llm import LLMClient
     if replay and not cache: raise InputError("--llm-replay needs --llm-cache DIR, the folder of recorded replies")
     try: return LLMClient(model, base_url, cache=cache, mode='replay' if replay else 'record')
@@ -335,17 +392,35 @@ def llm_client(base_url:str|None=None, # an OpenAI-compatible server, e.g. http:
 
 def _llm_info(client):
     from tabsynth.llm import _safe_url
-    return None if client is None else {'model': client.model, 'base_url': _safe_url(client.base_url), 'mode': client.mode, 'usage': dict(vars(client.usage))}
+    return None if client is None else {'model': client.model, 'base_url': None if client.mode == 'replay' else _safe_url(client.base_url),
+                                        'mode': client.mode, 'usage': dict(vars(client.usage))}
+
+def _llm_line(client):
+    "Which model the rows will be sent to, said before any is."
+    from tabsynth.llm import _safe_url
+    if client.mode == 'replay': return f"the LLM {client.model!r}, replayed from {client.cache.path} (no server is called)"
+    return (f"the LLM {client.model!r} at {_safe_url(client.base_url)} (key {'set' if client._key else 'none'}"
+            + (f"; replies recorded in {client.cache.path})" if client.cache else ')'))
+
+_CLI_WORDS = [("rho='auto'", '--rho auto'), ('a larger rho', 'a larger --rho'), ('min_rows=', '--min-rows '), ('min_rows', '--min-rows'),
+              ('rho=', '--rho '), ('alpha=', '--alpha '), ('iterations=', '--iterations '), ('allow_copies=True', '--allow-copies'),
+              ('max_tries', 'the resampling rounds'), ('generate with a baseline instead', 'use tabsynth hybrid instead'),
+              ('Check them with schema.coerce(...) and fix the generator', 'check the generator that wrote them')]
+
+def _cli_words(msg):
+    "A library message in the command line's words: its options instead of Python arguments."
+    for a, b in _CLI_WORDS: msg = msg.replace(a, b)
+    return msg
 
 def _holdout(h):
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 <= h < 1:
         raise InputError(f"--holdout {h!r}: give the share of rows kept apart for the evaluation, in [0, 1), e.g. 0.2 (0: no holdout)")
     return float(h)
 
-def _load_input(input, target, sep, encoding, drop, kinds, max_levels, say, na_values=()):
-    "Read, check and describe the input table; returns (rows, schema, facts for the report)."
+def _load_input(input, target, sep, encoding, drop, kinds, max_levels, say, na_values=(), decimal='.'):
+    "Read, check and describe the input table; returns (rows, schema, facts for the report). The rows keep their positions in the file as index."
     path = Path(input)
-    raw = read_table(path, sep, encoding, na_values)
+    raw = read_table(path, sep, encoding, na_values, decimal)
     df, schema, notes = prepare_table(raw, target, tuple(drop or ()), kinds, path.stem, max_levels)
     for n in notes: say(f"note: {n}")
     say(f"read {path}: {len(raw):,} rows x {raw.shape[1]} columns; target {target!r} ({schema.task})")
@@ -362,12 +437,23 @@ def _evaluate_into(stage, real, synthetic, schema, holdout, name, say, progress)
     f = rep.to_frame()
     with pd.option_context('display.width', 200, 'display.max_colwidth', 60):
         say(f[['goal', 'score'] + (['error'] if f.error.notna().any() else [])].to_string(float_format=lambda v: f'{v:.4g}'))
+    raw = rep.details.get('detection AUC', {}).get('raw_auc')
+    if raw is not None and raw < 0.5: say(f"(the detection AUC is floored at 0.5: the detector's own AUC, {raw:.3f}, is no better than chance)")
+    if holdout is None: say("(no holdout rows: the utility (TSTR) and distance-to-closest-record metrics need real rows the generator never saw)")
     return {**rep.to_dict(), 'figures': figs}
 
-def _write_output(stage, rows, fmt, schema, report, extra=None):
-    "The synthetic rows, the schema and the report, written into the staging folder (beside `extra` files already there)."
+def _split_file(stage, n_rows, parts):
+    "split.csv: for each row of the input file, the part it went to (training, validation, holdout) or 'unused' (no target value)."
+    part = np.full(n_rows, 'unused', dtype=object)
+    for name, frame in parts.items():
+        if frame is not None: part[frame.index.to_numpy()] = name
+    write_atomic(stage/'split.csv', pd.DataFrame({'row': np.arange(n_rows), 'part': part}).to_csv(index=False))
+    return 'split.csv'
+
+def _write_output(stage, rows, fmt, schema, report, extra=None, like=None):
+    "The synthetic rows (typed like the real rows `like`), the schema and the report, written into the staging folder (beside `extra` files already there)."
     files = {'rows': f'synthetic.{fmt}', 'schema': 'schema.json', 'report': 'report.json', **(extra or {})}
-    write_table(rows, stage/files['rows'])
+    write_table(rows, stage/files['rows'], like)
     write_atomic(stage/files['schema'], schema.to_json() + '\n')
     report['files'] = {**files, **(report.get('evaluation') or {}).get('figures', {})}
     write_atomic(stage/files['report'], json.dumps(_jsonable(report), indent=1) + '\n')
@@ -389,7 +475,7 @@ def run_date(input, # a CSV or Parquet file with a target column
              min_rows:int=60, # discovery's smallest block of rows
              llm=None, # an LLMClient (see llm_client) for the LLM proposer; None: the offline proposer
              format:str='csv', # 'csv' or 'parquet'
-             sep:str|None=None, encoding:str|None=None, na_values=(), # how to read a CSV (default: sniffed delimiter, UTF-8, pandas' missing-value tokens)
+             sep:str|None=None, encoding:str|None=None, na_values=(), decimal:str='.', # how to read a CSV (default: sniffed delimiter, UTF-8, pandas' missing-value tokens, '.')
              drop=(), kinds:dict|None=None, max_levels:int=1000, # columns left out, declared kinds, the largest categorical allowed
              overwrite:bool=False, # replace an earlier output of a tabsynth command at `out`
              progress:bool=True, # progress bars
@@ -401,8 +487,8 @@ def run_date(input, # a CSV or Parquet file with a target column
     from tabsynth.evaluation import augmentation_error
     say, h = (lambda *a: None) if quiet else print, _holdout(holdout)
     if format not in ('csv', 'parquet'): raise InputError(f"--format {format!r}: use csv or parquet")
-    with staged_output(out, overwrite) as stage:
-        df, schema, facts = _load_input(input, target, sep, encoding, drop, kinds, max_levels, say, na_values)
+    with staged_output(out, overwrite, (input,)) as stage:
+        df, schema, facts = _load_input(input, target, sep, encoding, drop, kinds, max_levels, say, na_values, decimal)
         sizes = (0.75 * (1 - h), 0.25 * (1 - h), h) if h else (0.75, 0.25)
         try: parts = split(df, target, sizes=sizes, seed=seed, stratify=schema.task == 'classification')
         except ValueError as e: raise InputError(f"splitting {len(df):,} rows into training, validation and test rows: {e}") from None
@@ -411,33 +497,43 @@ def run_date(input, # a CSV or Parquet file with a target column
         if llm is not None:
             from tabsynth.llm import LLMProposer
             proposer = LLMProposer(llm, schema, random_state=seed)
-            say(f"proposer: the LLM {llm.model!r}")
+            say(f"proposer: {_llm_line(llm)}")
         else: proposer = None
         with warnings.catch_warnings():   # the notes below say what the warnings would
             warnings.simplefilter('ignore')
             try: date = DATESynthesizer(proposer, rho=rho, iterations=iterations, selection=selection, alpha=alpha, min_rows=min_rows,
                                         random_state=seed, progress=progress).fit(train, target, validation=valid, schema=schema)
-            except ValueError as e:   # the library's advice, in the command's words
-                msg = str(e).replace('min_rows', '--min-rows').replace("rho='auto'", '--rho auto').replace('a larger rho', 'a larger --rho')
-                raise InputError(msg.replace('generate with a baseline instead', 'use tabsynth hybrid instead')) from None
+            except ValueError as e: raise InputError(_cli_words(str(e))) from None   # the library's advice, in the command's words
+        failed = [n for n in date.guided_.history['note'] if 'LLM call failed' in str(n)]
+        if llm is not None and failed and not date.report_.generation['rows written']:
+            raise InputError(f"the LLM wrote no rows: {failed[0]}")
+        available = len(date.sample())
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or not 0 < rows <= available):
+            raise InputError(f"--rows {rows}: DATE selected {available} rows; ask for 1 to {available}, or leave --rows out for all "
+                             "(more rows need --selection all, more --iterations or a larger --rho)")
         syn, rep = date.generate(rows)
-        say(f"DATE ({rep.proposer.get('proposer')}, rho {rep.rho:g}): {rep.discovery['blocks']} blocks, "
+        nb = rep.discovery['blocks']
+        say(f"DATE ({rep.proposer.get('proposer')}, rho {rep.rho:g}): {nb} block{'' if nb == 1 else 's'}, "
             f"{rep.generation['arms']} candidate batches, {len(syn):,} rows selected")
         for note in rep.notes: say(f"note: {note}")
         if not len(syn):
             say("DATE selected no rows: its selection keeps only batches that lower a shared model's validation error, and none did here "
                 "(a table that one tree already fits well leaves little to add). Try --selection all (every batch that improved on its own), "
                 "--iterations 5, or a larger --rho")
-        report = {**_report_head('date', facts, target, seed, llm), 'split': {'sizes': list(sizes), 'rows': [len(p) for p in parts]},
+        report = {**_report_head('date', facts, target, seed, llm), 'split': {'sizes': [round(x, 6) for x in sizes], 'rows': [len(p) for p in parts]},
                   'settings': {'rho': rho, 'iterations': iterations, 'selection': selection, 'alpha': alpha, 'min_rows': min_rows}, 'date': rep.to_dict()}
         if h:
             before = augmentation_error(train, test, schema)
             after = augmentation_error(train, test, schema, syn)
             report['augmentation'] = {'measure': before['measure'], 'real': before['score'], 'with DATE': after['score']}
-            say(f"decision-tree test {before['measure']}: {before['score']:.3f} on the training rows, {after['score']:.3f} with DATE's rows")
+            say(f"decision-tree test {before['measure']}: {before['score']:.3f} trained on the real training rows, {after['score']:.3f} with DATE's rows added")
+            if len(syn) and after['score'] > before['score']:
+                say(f"note: DATE's rows raised the test {before['measure']}. DATE's selection judges rows on the validation rows ({len(valid):,} here), "
+                    "and on a small table validation and test rows can disagree: compare other --seed values before relying on them")
         report['evaluation'] = _evaluate_into(stage, train, syn, schema, test, 'DATE', say, progress)
         report['llm'] = _llm_info(llm)
-        _write_output(stage, syn, format, schema, report)
+        split_file = _split_file(stage, facts['rows'], {'training': train, 'validation': valid, 'holdout': test})
+        _write_output(stage, syn, format, schema, report, {'split': split_file}, like=train)
     say(f"wrote {out}: " + ', '.join(report['files'].values()))
     return report
 
@@ -459,7 +555,7 @@ def _template_arg(template, schema, df, target, skeleton, instructions, llm, say
     cols = list(skeleton or [target])
     bad = [c for c in cols if c not in schema]
     if bad: raise InputError(f"--skeleton {bad[0]!r} is not a column of the table{_closest(bad[0], schema.names)}")
-    say(f"asking {llm.model!r} for a template over {cols}")
+    say(f"asking {_llm_line(llm)} for a template over {cols}")
     prop = propose_template(data_summary(df, schema, cols), llm, schema, cols, instructions or '')
     say(f"template '{prop.template.name}' after {prop.calls} call(s), {len(prop.rejects)} rejected")
     return prop.template, 'LLM'
@@ -477,7 +573,7 @@ def run_hybrid(input, # a CSV or Parquet file
                llm=None, # an LLMClient (see llm_client), to write the template
                allow_copies:bool=False, # let rows identical to a training row through
                format:str='csv',
-               sep:str|None=None, encoding:str|None=None, na_values=(), drop=(), kinds:dict|None=None, max_levels:int=1000, # as in run_date
+               sep:str|None=None, encoding:str|None=None, na_values=(), decimal:str='.', drop=(), kinds:dict|None=None, max_levels:int=1000, # as in run_date
                overwrite:bool=False, progress:bool=True, quiet:bool=False,
               ) -> dict:
     "`tabsynth hybrid`: H-TDBU on a table of one's own: the template's logic, the bottom-up generator's statistics, rule violations and TSTR, and the evaluation report."
@@ -486,8 +582,8 @@ def run_hybrid(input, # a CSV or Parquet file
     say, h = (lambda *a: None) if quiet else print, _holdout(holdout)
     if format not in ('csv', 'parquet'): raise InputError(f"--format {format!r}: use csv or parquet")
     if generator not in BOTTOM_UP: raise InputError(f"--generator {generator!r}: choose one of {', '.join(BOTTOM_UP)}{_closest(str(generator), list(BOTTOM_UP))}")
-    with staged_output(out, overwrite) as stage:
-        df, schema, facts = _load_input(input, target, sep, encoding, drop, kinds, max_levels, say, na_values)
+    with staged_output(out, overwrite, (input, template if isinstance(template, (str, Path)) else None)) as stage:
+        df, schema, facts = _load_input(input, target, sep, encoding, drop, kinds, max_levels, say, na_values, decimal)
         if h:
             try: train, test = split(df, target, sizes=(1 - h, h), seed=seed, stratify=schema.task == 'classification')
             except ValueError as e: raise InputError(f"splitting {len(df):,} rows into training and holdout rows: {e}") from None
@@ -496,8 +592,10 @@ def run_hybrid(input, # a CSV or Parquet file
         n = len(df) if rows is None else rows
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise InputError(f"--rows {n!r}: ask for at least one row")
         say(f"fitting {generator} on {len(train):,} rows under template '{T.name}' ({len(T.columns)} skeleton columns, {len(T.rules)} rules)")
-        hy = HybridSynthesizer(T, generator, allow_copies=allow_copies, random_state=seed).fit(train, schema)
-        syn = hy.sample(int(n), seed=seed)
+        try:
+            hy = HybridSynthesizer(T, generator, allow_copies=allow_copies, random_state=seed).fit(train, schema)
+            syn = hy.sample(int(n), seed=seed)
+        except ValueError as e: raise InputError(_cli_words(str(e))) from None
         r = hy.report_
         say(f"{len(syn):,} rows: {r.raw_rate:.1%} broke a hard rule before enforcement ({r.repaired} repaired, {r.resampled} drawn again), "
             f"{r.hard_rate:.1%} after; {r.copies} copies of training rows drawn again")
@@ -514,24 +612,42 @@ def run_hybrid(input, # a CSV or Parquet file
             except ValueError as e: report['tstr'] = {'skipped': str(e)}; say(f"TSTR skipped: {e}")
         report['evaluation'] = _evaluate_into(stage, train, syn, schema, test, 'H-TDBU', say, progress)
         report['llm'] = _llm_info(llm)
-        _write_output(stage, syn, format, schema, report, {'template': 'template.json'})
+        split_file = _split_file(stage, facts['rows'], {'training': train, 'holdout': test})
+        _write_output(stage, syn, format, schema, report, {'template': 'template.json', 'split': split_file}, like=train)
     say(f"wrote {out}: " + ', '.join(report['files'].values()))
     return report
+
+def _open_ranges(schema, rows):
+    "The schema with open number and date ranges, and how many values of `rows` lie outside the ranges it had, per column."
+    from dataclasses import replace
+    outside, cols = {}, []
+    for c in schema:
+        if c.kind in ('numeric', 'integer', 'datetime') and (c.min is not None or c.max is not None):
+            x = pd.to_datetime(rows[c.name], errors='coerce') if c.kind == 'datetime' else pd.to_numeric(rows[c.name], errors='coerce')
+            lo = pd.Timestamp(c.min) if c.kind == 'datetime' and c.min is not None else c.min
+            hi = pd.Timestamp(c.max) if c.kind == 'datetime' and c.max is not None else c.max
+            k = int(((x < lo).sum() if lo is not None else 0) + ((x > hi).sum() if hi is not None else 0))
+            if k: outside[c.name] = k
+            c = replace(c, min=None, max=None)
+        cols.append(c)
+    return replace(schema, columns=cols), outside
 
 def run_evaluate(real, # the real rows the generator learned from (CSV or Parquet)
                  synthetic, # the synthetic rows (same columns)
                  target:str, # the column to predict
                  out='out/evaluate', # output folder: report.json and PNG figures
                  holdout=None, # real rows the generator never saw (for utility and privacy metrics)
-                 sep:str|None=None, encoding:str|None=None, na_values=(), drop=(), kinds:dict|None=None, max_levels:int=1000,
+                 sep:str|None=None, encoding:str|None=None, na_values=(), decimal:str='.', drop=(), kinds:dict|None=None, max_levels:int=1000,
                  overwrite:bool=False, progress:bool=True, quiet:bool=False,
                 ) -> dict:
     "`tabsynth evaluate`: the evaluation report of synthetic rows against real ones (utility, fidelity, privacy, diversity), with its figures."
     say = (lambda *a: None) if quiet else print
-    with staged_output(out, overwrite) as stage:
-        df, schema, facts = _load_input(real, target, sep, encoding, drop, kinds, max_levels, say, na_values)
+    with staged_output(out, overwrite, (real, synthetic, holdout)) as stage:
+        df, schema, facts = _load_input(real, target, sep, encoding, drop, kinds, max_levels, say, na_values, decimal)
         def other(path, what):
-            x = read_table(path, sep, encoding, na_values).drop(columns=list(drop), errors='ignore')
+            try: x = read_table(path, na_values=na_values)   # tabsynth writes UTF-8 with commas, whatever the real file's format
+            except InputError: x = read_table(path, sep, encoding, na_values, decimal)
+            x = x.drop(columns=list(drop), errors='ignore')
             lack = [c for c in df.columns if c not in x.columns]
             if lack: raise InputError(f"{path}: the {what} rows lack the real table's columns {lack}{_closest(lack[0], list(x.columns))}")
             extra = [c for c in x.columns if c not in df.columns]
@@ -539,11 +655,13 @@ def run_evaluate(real, # the real rows the generator learned from (CSV or Parque
             return x[df.columns]
         syn = other(synthetic, 'synthetic')
         hold = other(holdout, 'holdout') if holdout is not None else None
+        schema, outside = _open_ranges(schema, syn)
+        for col, k in outside.items(): say(f"note: {k:,} synthetic values of {col!r} lie outside the real rows' range (counted, not refused)")
         say(f"synthetic {synthetic}: {len(syn):,} rows" + (f"; holdout {holdout}: {len(hold):,} rows" if hold is not None else ''))
         report = {**_report_head('evaluate', facts, target, None, None), 'synthetic': {'path': str(synthetic), 'rows': len(syn)},
-                  'holdout': None if hold is None else {'path': str(holdout), 'rows': len(hold)}}
+                  'holdout': None if hold is None else {'path': str(holdout), 'rows': len(hold)}, 'outside_real_range': outside}
         try: report['evaluation'] = _evaluate_into(stage, df, syn, schema, hold, 'synthetic', say, progress)
-        except (KeyError, ValueError) as e: raise InputError(f"the synthetic rows do not fit the real table's schema: {e.args[0] if e.args else e}") from None
+        except (KeyError, ValueError) as e: raise InputError(f"the synthetic rows do not fit the real table's schema: {_cli_words(str(e.args[0] if e.args else e))}") from None
         report['files'] = {'report': 'report.json', **report['evaluation'].get('figures', {})}
         write_atomic(stage/'report.json', json.dumps(_jsonable(report), indent=1) + '\n')
     say(f"wrote {out}: " + ', '.join(report['files'].values()))
@@ -778,6 +896,7 @@ def _input_opts(p):
     g.add_argument('--sep', default=None, help='CSV delimiter (default: sniffed among , ; tab |)')
     g.add_argument('--encoding', default=None, help='CSV encoding (default: UTF-8), e.g. latin-1')
     g.add_argument('--na-values', nargs='+', default=[], metavar='TOKEN', help="more CSV tokens that mean missing, e.g. ? or -999 (NA, n/a and empty cells always do)")
+    g.add_argument('--decimal', default='.', help="CSV decimal mark: . (default) or , (for 3,14; the delimiter is then ; or tab)")
     g.add_argument('--drop', nargs='+', default=[], metavar='COLUMN', help='columns to leave out (identifiers, free text)')
     g.add_argument('--kind', nargs='+', default=[], metavar='COLUMN=KIND', help='declare kinds, e.g. zip=categorical (numeric, integer, categorical, boolean, datetime)')
     g.add_argument('--max-levels', type=int, default=1000, help='refuse categorical columns with more distinct values (default: 1000)')
@@ -846,7 +965,7 @@ def _commands(sub):
 
 def _run_command(args):
     "Dispatch date / hybrid / evaluate."
-    common = dict(sep=args.sep, encoding=args.encoding, na_values=args.na_values, drop=args.drop, kinds=_kinds(args.kind), max_levels=args.max_levels,
+    common = dict(sep=args.sep, encoding=args.encoding, na_values=args.na_values, decimal=args.decimal, drop=args.drop, kinds=_kinds(args.kind), max_levels=args.max_levels,
                   overwrite=args.overwrite, progress=not args.no_progress)
     if args.command == 'evaluate':
         return run_evaluate(args.real, args.synthetic, args.target, args.out, args.holdout, **common)
@@ -866,9 +985,10 @@ def _parser():
     p = argparse.ArgumentParser(prog='tabsynth', description='Synthetic tabular data: generators and the metrics that judge them.')
     p.add_argument('--version', action='version', version=f'tabsynth {tabsynth.__version__}')
     sub = p.add_subparsers(dest='command', required=True, metavar='command')
-    d = sub.add_parser('demo', help='load a dataset, infer its schema, split it; write a report, the schema and a plot',
-                       description='Load a dataset (the bundled penguins by default), infer its schema, split it 60/20/20, '
-                                   'print a summary, and write report.json, schema.json and overview.png to --out.')
+    d = sub.add_parser('demo', help='everything once on a bundled table: DATE, H-TDBU, the evaluation report, an SCM database',
+                       description='Load a dataset (the bundled penguins by default), infer its schema and split it 60/20/20; run DATE with the '
+                                   'offline proposer, H-TDBU with a template that balances the classes, the evaluation report of its rows, and '
+                                   "generate the SCM paper's two tables; print what each did and end with a table of the files written to --out.")
     d.add_argument('--dataset', default='penguins', help='a name from `tabsynth datasets` (default: penguins)')
     d.add_argument('--out', default='out/demo', help='output folder (default: out/demo)')
     d.add_argument('--seed', type=int, default=42, help='random seed of the split (default: 42)')
@@ -876,6 +996,7 @@ def _parser():
     l = sub.add_parser('datasets', help='list the datasets and whether each is available here')
     l.add_argument('--data-dir', default=None, help='benchmark data folder')
     l.add_argument('--long', action='store_true', help='also show licences and descriptions')
+    l.add_argument('--export', nargs=2, metavar=('NAME', 'FILE'), help='write a dataset to a CSV or Parquet file, e.g. --export penguins penguins.csv')
     b = sub.add_parser('bench', help='run a benchmark: print its tables, write CSV and Markdown')
     bsub = b.add_subparsers(dest='bench', required=True, metavar='benchmark')
     bb = bsub.add_parser('baselines', help='DATE protocol check, DATE and H-TDBU baseline benchmarks',
@@ -993,6 +1114,10 @@ def main(argv=None # the arguments (default: sys.argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == 'demo': demo(args.dataset, args.out, args.seed, args.data_dir)
+        elif args.command == 'datasets' and args.export:
+            name, file = args.export
+            ds = load(name, args.data_dir)
+            print(f"wrote {write_table(ds.frame, file)}: {ds.name}, {len(ds.frame):,} rows x {ds.frame.shape[1]} columns, target {ds.target!r}")
         elif args.command == 'datasets':
             cols = ['target', 'task', 'rows', 'origin', 'available'] + (['licence', 'description'] if args.long else [])
             with pd.option_context('display.width', 250, 'display.max_colwidth', 70):
@@ -1031,7 +1156,8 @@ def main(argv=None # the arguments (default: sys.argv[1:])
                 nbdev_docs.__wrapped__()
             else: build_docs(args.out, readme=not args.no_readme)
     except (KeyError, OSError, RuntimeError, ValueError) as e:
-        print(f"tabsynth {args.command}: {e.args[0] if e.args else e}", file=sys.stderr)
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)   # str(KeyError) adds quotes; str(OSError) has the reason and the path
+        print(f"tabsynth {args.command}: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tabsynth {args.command}: interrupted; nothing half-written was left behind", file=sys.stderr)

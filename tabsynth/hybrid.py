@@ -649,6 +649,8 @@ class HybridSynthesizer:
         self._setup(schema if schema is not None else Schema.infer(df))
         gen = (bottom_up(self.bottom_up, random_state=self.random_state, allow_copies=self.allow_copies)
                if isinstance(self.bottom_up, str) else self.bottom_up)
+        if self.allow_copies and getattr(gen, 'allow_copies', True) is False:
+            raise ValueError(f"allow_copies=True, but the bottom-up generator {gen!r} draws copies again: build it with allow_copies=True too")
         self.keys_ = None if self.allow_copies else training_keys(df, self.fit_schema_)   # a repair can land on a real row too
         t = time.perf_counter()
         self.generator_ = gen.fit(df[self.fit_schema_.names], self.fit_schema_, first=self.first_)
@@ -719,6 +721,7 @@ class HybridSynthesizer:
             rounds += 1
             resampled += len(todo)
             out.iloc[todo] = self._fill(sk.iloc[todo], int(rng.integers(2**31)))[out.columns].to_numpy()
+            copies += getattr(self.generator_, 'copies_redrawn_', 0)   # the generator's own redraws of this round
         if len(todo) and not T.violations(out.iloc[todo], skip_missing=True).hard_rows.any():
             raise CopyError(f"{len(todo)} of {n} rows still copy a training row exactly after {self.max_tries} resampling rounds: the template "
                             "and the table leave few new combinations of values; pass allow_copies=True to accept copies (a privacy risk), or loosen the template")

@@ -1086,9 +1086,15 @@ def _paths(discovery, tree, G):
         t = stack.pop()
         if tree.children_left[t] == -1: continue
         feat = discovery.features[tree.feature[t]]
-        v = _threshold(feat, tree.threshold[t])
         idx = np.flatnonzero(leaf == t)
         left, right = tree.children_left[t], tree.children_right[t]
+        if not np.isfinite(tree.threshold[t]):   # scikit-learn's split of present against missing values (threshold inf): no predicate says "missing",
+            preds[left] = preds[right] = preds[t]   # so rows with a value go left and rows without are off every path
+            present = ~np.isnan(feat.encode(G[feat.column].iloc[idx]))
+            leaf[idx[present]], leaf[idx[~present]] = left, -1
+            stack += [left, right]
+            continue
+        v = _threshold(feat, tree.threshold[t])
         preds[left], preds[right] = preds[t] + (feat.predicate('left', v),), preds[t] + (feat.predicate('right', v),)
         sub = G.iloc[idx]
         go_l, go_r = np.asarray(preds[left][-1].mask(sub), bool), np.asarray(preds[right][-1].mask(sub), bool)

@@ -197,7 +197,7 @@ def test_bad_hybrid_options(tmp_path, capsys, opts, message):
 
 def test_llm_options(tmp_path, capsys, monkeypatch):
     for k in ('OPENAI_MODEL', 'OPENAI_BASE_URL', 'OPENAI_API_KEY'): monkeypatch.delenv(k, raising=False)
-    fails(tmp_path, capsys, ['date', str(table(tmp_path)), '--target', 'species', '--llm-base-url', 'http://127.0.0.1:9/v1'], 'no model')
+    fails(tmp_path, capsys, ['date', str(table(tmp_path)), '--target', 'species', '--llm-base-url', 'http://127.0.0.1:9/v1'], 'need --llm-model')
     fails(tmp_path, capsys, ['date', str(table(tmp_path)), '--target', 'species', '--llm-model', 'm', '--llm-replay'], 'needs --llm-cache')
     fails(tmp_path, capsys, ['date', str(table(tmp_path)), '--target', 'species', '--llm-model', 'm'], 'no key and no server')
 
@@ -253,3 +253,84 @@ def test_api_errors_name_the_problem():
     with pytest.raises(KeyError, match="did you mean 'species'"): DATESynthesizer().fit(PENGUINS, 'specie')
     with pytest.raises(TypeError, match='DataFrame'): HybridSynthesizer({'name': 't', 'columns': {}}).fit(PENGUINS.to_dict('records'))
     with pytest.raises(ValueError, match='hidden_dim'): RelationalSCM(None, hidden_dim=0)
+
+
+# --- output folders that must never be deleted, and other review findings ------------------------------------------------
+
+def test_out_is_the_current_folder_or_holds_the_input(tmp_path, capsys, monkeypatch):
+    p = table(tmp_path)
+    (tmp_path/'notes.md').write_text('keep')
+    monkeypatch.chdir(tmp_path)
+    for out in ('.', str(tmp_path), '..'):
+        assert main(['date', str(p), '--target', 'species', '--out', out, '--overwrite', '--no-progress']) == 2
+        assert 'current folder' in capsys.readouterr().err
+    assert (tmp_path/'notes.md').read_text() == 'keep' and p.exists()
+    (tmp_path/'sub').mkdir(); q = table(tmp_path/'sub')
+    assert main(['date', str(q), '--target', 'species', '--out', str(tmp_path/'sub'), '--no-progress']) == 2
+    assert 'holds the input' in capsys.readouterr().err and q.exists()
+
+
+def test_overwrite_replaces_only_what_tabsynth_listed(tmp_path, capsys):
+    p, t = table(tmp_path), template(tmp_path)
+    args = ['hybrid', str(p), '--target', 'species', '--template', str(t), '--rows', '50', '--no-progress', '--out', str(tmp_path/'out')]
+    assert main(args) == 0
+    (tmp_path/'out'/'my_notes.txt').write_text('keep')
+    assert main(args + ['--overwrite']) == 2 and 'only a folder with a tabsynth report.json' in capsys.readouterr().err
+    assert (tmp_path/'out'/'my_notes.txt').read_text() == 'keep' and (tmp_path/'out'/'synthetic.csv').exists()
+
+
+def test_a_failed_run_leaves_the_folders_of_others(tmp_path, capsys):
+    from tabsynth.cli import staged_output
+    with pytest.raises(RuntimeError):
+        with staged_output(tmp_path/'results'/'a') as stage:
+            (tmp_path/'results'/'b').mkdir(); (tmp_path/'results'/'b'/'done.txt').write_text('another run')
+            raise RuntimeError('run a fails')
+    assert (tmp_path/'results'/'b'/'done.txt').exists() and not (tmp_path/'results'/'a').exists()
+    with pytest.raises(RuntimeError):
+        with staged_output(tmp_path/'new'/'deeper'/'c'): raise RuntimeError
+    assert not (tmp_path/'new').exists()
+
+
+def test_os_errors_read_as_sentences(tmp_path, capsys):
+    (tmp_path/'afile').write_text('x')
+    err = fails(tmp_path, capsys, ['date', str(table(tmp_path)), '--target', 'species'], 'Not a directory', out='afile/sub')
+    assert 'afile' in err
+
+
+def test_parquet_index_is_kept_as_a_column(tmp_path):
+    from tabsynth.cli import read_table
+    PENGUINS.rename_axis('penguin_id').to_parquet(tmp_path/'p.parquet')
+    assert read_table(tmp_path/'p.parquet').columns[0] == 'penguin_id'
+
+
+def test_decimal_commas(tmp_path, capsys):
+    p = tmp_path/'eu.csv'
+    PENGUINS.to_csv(p, sep=';', decimal=',', index=False)
+    fails(tmp_path, capsys, ['hybrid', str(p), '--target', 'species', '--template', str(template(tmp_path))], 'pass --decimal ,')
+    assert main(['hybrid', str(p), '--target', 'species', '--decimal', ',', '--template', str(template(tmp_path)), '--rows', '50',
+                 '--out', str(tmp_path/'out'), '--no-progress']) == 0
+    assert json.loads((tmp_path/'out/schema.json').read_text())['columns'][2]['kind'] == 'numeric'
+
+
+def test_llm_options_without_a_model_and_a_dead_server(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv('OPENAI_MODEL', raising=False)
+    fails(tmp_path, capsys, ['date', str(table(tmp_path)), '--target', 'species', '--llm-cache', str(tmp_path/'cache')], 'need --llm-model')
+    err = fails(tmp_path, capsys, ['date', str(table(tmp_path)), '--target', 'species', '--llm-model', 'm', '--llm-base-url', 'http://127.0.0.1:9/v1'],
+                'the LLM wrote no rows')
+    assert 'cannot connect' in err
+
+
+def test_evaluate_reads_tabsynths_own_output_beside_a_latin1_input(tmp_path, capsys):
+    p = tmp_path/'latin.csv'
+    PENGUINS.assign(island=PENGUINS.island.str.replace('Dream', 'Träume')).to_csv(p, index=False, encoding='latin-1')
+    t = template(tmp_path)
+    assert main(['hybrid', str(p), '--target', 'species', '--encoding', 'latin-1', '--template', str(t), '--rows', '80',
+                 '--out', str(tmp_path/'h'), '--no-progress']) == 0
+    assert main(['evaluate', str(p), str(tmp_path/'h/synthetic.csv'), '--target', 'species', '--encoding', 'latin-1',
+                 '--out', str(tmp_path/'ev'), '--no-progress']) == 0
+
+
+def test_privacy_guard_api_details():
+    from tabsynth.hybrid import HybridSynthesizer, bottom_up
+    with pytest.raises(ValueError, match='build it with allow_copies=True'):
+        HybridSynthesizer({'name': 't', 'columns': {'species': {'values': ['Adelie']}}}, bottom_up('independent'), allow_copies=True).fit(PENGUINS)

@@ -105,7 +105,9 @@ def test_date_hybrid_evaluate_on_a_csv_of_ones_own(tmp_path):
             '--rows', '300', '--out', str(tmp_path/'hybrid'))
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path/'hybrid').iterdir()) == ['associations.png', 'detection_roc.png', 'marginals.png', 'report.json',
-                                                                     'schema.json', 'synthetic.csv', 'template.json']
+                                                                     'schema.json', 'split.csv', 'synthetic.csv', 'template.json']
+    split = pd.read_csv(tmp_path/'hybrid/split.csv')
+    assert len(split) == 178 and split.part.value_counts().to_dict() == {'training': 142, 'holdout': 36}
     r = run('evaluate', str(tmp_path/'wine.csv'), str(tmp_path/'hybrid/synthetic.csv'), '--target', 'cultivar', '--out', str(tmp_path/'ev'))
     assert r.returncode == 0, r.stderr
     ev = json.loads((tmp_path/'ev/report.json').read_text())

@@ -70,3 +70,22 @@ def test_bad_input(penguins):
     with pytest.raises(RuntimeError, match='not fitted yet'): DATESynthesizer().sample()
     d = DATESynthesizer(rho=0.05, min_rows=20).fit(train, 'species', validation=valid, schema=schema)
     with pytest.raises(ValueError, match='n=-1'): d.sample(-1)
+
+
+def test_missing_values_that_the_tree_splits_on():
+    "scikit-learn trees split present from missing values with threshold inf; DATE's path grouping must not turn that into a number."
+    import warnings
+    import numpy as np, pandas as pd
+    from tabsynth.datasets import split
+    from tabsynth.date import DATESynthesizer
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({'age': rng.integers(18, 80, n).astype(float), 'income': rng.normal(50000, 15000, n),
+                       'plan': rng.choice(['basic', 'premium', 'pro'], n), 'tenure': rng.integers(1, 100, n)})
+    df.loc[rng.random(n) < 0.15, 'income'] = np.nan
+    df['spend'] = 20 + 0.3 * df.tenure + np.where(df.income.isna(), 25, df.income.fillna(0) / 5000) + rng.normal(0, 5, n)
+    tr, va = split(df, 'spend', sizes=(0.75, 0.25), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        d = DATESynthesizer(random_state=0).fit(tr, 'spend', validation=va)
+    assert d.guided_.arms and all(np.isfinite(a.delta) for a in d.guided_.arms)
