@@ -61,12 +61,13 @@ def _demo_hybrid(ds, parts, seed, out, files, say) -> dict:
     shares = rows[ds.target].value_counts(normalize=True).round(3).to_dict()
     say(f"H-TDBU (template '{template['name']}', random-forest chain): {len(rows):,} rows, {ds.target} shares {shares}; "
         f"TSTR AUROC {tstr['auroc']:.3f} (the real rows: {trtr['auroc']:.3f}); hard-rule violations {h.report_.hard_rate:.1%}")
-    return {'rows': len(rows), 'template': template, 'class_shares': shares, 'tstr': tstr, 'trtr': trtr, 'report': h.report_.to_dict(), '_rows': rows, '_train': train}
+    summary = {'rows': len(rows), 'template': template, 'class_shares': shares, 'tstr': tstr, 'trtr': trtr, 'report': h.report_.to_dict()}
+    return summary, rows, train
 
-def _demo_evaluation(ds, hybrid, test, out, files, say) -> dict:
+def _demo_evaluation(ds, rows, train, test, out, files, say) -> dict:
     "The evaluation report of the H-TDBU rows against their training rows, with the test rows as holdout; its figures to evaluation/."
     from tabsynth.evaluation import Report
-    rep = Report(hybrid['_train'], hybrid['_rows'], ds.schema, holdout=test, name='H-TDBU')
+    rep = Report(train, rows, ds.schema, holdout=test, name='H-TDBU')
     for k, fig in rep.figures().items():
         files[f'evaluation_{k}'] = out/'evaluation'/f'{k}.png'
         write_atomic(files[f'evaluation_{k}'], write=lambda p, fig=fig: fig.savefig(p, dpi=110, format='png'))
@@ -146,12 +147,11 @@ def demo(dataset:str='penguins', # a dataset name from list_datasets()
     except ValueError as e:   # a table DATE cannot work on (e.g. free text only): the rest of the demo stands
         report['date'] = {'skipped': str(e)}
         say(f"DATE skipped: {e}")
-    try: report['hybrid'] = _demo_hybrid(ds, parts, seed, out, files, say)
+    try: report['hybrid'], hybrid_rows, hybrid_train = _demo_hybrid(ds, parts, seed, out, files, say)
     except ValueError as e:
         report['hybrid'] = {'skipped': str(e)}
         say(f"H-TDBU skipped: {e}")
-    else: report['evaluation'] = _demo_evaluation(ds, report['hybrid'], parts['test'], out, files, say)
-    report['hybrid'] = {k: v for k, v in report['hybrid'].items() if not k.startswith('_')}
+    else: report['evaluation'] = _demo_evaluation(ds, hybrid_rows, hybrid_train, parts['test'], out, files, say)
     report['scm'] = _demo_scm(seed, out, files, say)
     report['files'] = {k: str(v) for k, v in files.items()}
     report['seconds'] = round(time.perf_counter() - start, 3)
@@ -203,7 +203,7 @@ def read_table(path, # a .csv/.tsv/.txt or .parquet/.pq file
         try: df = pd.read_parquet(path)
         except Exception as e: raise InputError(f"{path} is not a readable Parquet file ({type(e).__name__}: {str(e)[:200]}); "
                                                 "check that it is Parquet, or give a CSV") from None
-        if df.index.name is not None or df.index.names[0] is not None or not isinstance(df.index, pd.RangeIndex):
+        if any(name is not None for name in df.index.names) or not isinstance(df.index, pd.RangeIndex):
             df = df.reset_index()   # a DataFrame's index saved with it is data: it becomes a column
     else:
         text = _decode(path.read_bytes(), path, encoding)

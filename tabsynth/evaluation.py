@@ -686,8 +686,9 @@ def redraw_copies(rows:pd.DataFrame, # the rows drawn
 class _NoCopies:
     "What the baselines share: `sample` never returns an exact copy of a training row unless `allow_copies`."
     def _remember_rows(self, data, schema):
+        if self.allow_copies: self.keys_ = None; return   # nothing to compare with, and no schema to infer
         self.copy_schema_ = schema if schema is not None else Schema.infer(data)
-        self.keys_ = None if self.allow_copies else training_keys(data, self.copy_schema_)
+        self.keys_ = training_keys(data, self.copy_schema_)
     def _private(self, n):
         rows = self._draw(n)
         if self.keys_ is None or not len(rows): return rows
