@@ -4,7 +4,7 @@ Every page must load with no console errors and no failed requests, every intern
 resolve (file and anchor), and every public symbol of the package must have its API docs on its
 page. Screenshots land in tests/artifacts/docs/.
 """
-import functools, http.server, re, shutil, threading
+import functools, http.server, os, re, threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -44,9 +44,9 @@ def server(docs_site):
 
 @pytest.fixture(scope='module')
 def browser():
-    exe = shutil.which('chromium') or shutil.which('chromium-browser')
-    if exe is None:
-        pytest.fail("Chromium is not installed: `./run test` installs Debian's chromium package (apt-get install chromium)")
+    exe = os.environ.get('TABSYNTH_CHROMIUM', '/usr/bin/chromium')   # the binary ./run test installs and checks for
+    if not os.access(exe, os.X_OK):
+        pytest.fail(f"Chromium is not installed at {exe}: `./run test` installs Debian's chromium package (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=FLAGS, headless=True)
