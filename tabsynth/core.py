@@ -132,8 +132,9 @@ class _Bad(NamedTuple):
     reason: str
     message: str
 
-_NUM_RE = re.compile(r'^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$')
-_INT_RE = re.compile(r'^\s*[+-]?\d+\s*$')
+# ASCII only: with Unicode's \s, '4\x1f' passed the check and then crashed int(); numbers are written in ASCII digits
+_NUM_RE = re.compile(r'^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$', re.ASCII)
+_INT_RE = re.compile(r'^\s*[+-]?\d+\s*$', re.ASCII)
 
 # %% ../nbs/00_core.ipynb #4ee20366
 def _to_number(v, c):
@@ -414,6 +415,7 @@ class Schema:
     def __len__(self): return len(self.columns)
     def __iter__(self): return iter(self.columns)
     def __contains__(self, name): return name in self.names
+    def is_label(self, name): return name == self.target and self.task == 'classification'  # a class label: categorical to models, whatever its values
 
     def __getitem__(self, name):
         for c in self.columns:
@@ -602,8 +604,9 @@ def __repr__(self:Schema): return self.describe()
 _SDTYPES = {'numeric': 'numerical', 'integer': 'numerical', 'categorical': 'categorical',
             'boolean': 'boolean', 'text': 'unknown', 'datetime': 'datetime'}
 
-def _sdv_column(c):
-    "The SDV 2 metadata entry of the column `c`."
+def _sdv_column(c, label:bool=False):
+    "The SDV 2 metadata entry of the column `c`; a class label (`label`) is categorical whatever its values."
+    if label and c.kind in ('numeric', 'integer'): return {'sdtype': 'categorical'}
     d = {'sdtype': _SDTYPES[c.kind]}
     if c.kind in ('numeric', 'integer', 'datetime'):
         d.update({k: v for k, v in (('range_min', c.min), ('range_max', c.max)) if v is not None})
@@ -617,7 +620,7 @@ def to_sdv_metadata(self:Schema):
     "This schema as an SDV `Metadata` object with a single table named after the schema."
     from sdv.metadata import Metadata  # SDV is slow to import: only here
     md = Metadata.load_from_dict({'METADATA_SPEC_VERSION': 'V2',
-                                  'tables': {self.name: {'columns': {c.name: _sdv_column(c) for c in self.columns}}}})
+                                  'tables': {self.name: {'columns': {c.name: _sdv_column(c, self.is_label(c.name)) for c in self.columns}}}})
     md.validate()
     return md
 

@@ -23,14 +23,14 @@ from .core import Schema, _closest, _py
 from .datasets import load, split
 
 # %% auto #0
-__all__ = ['PAPER_REAL', 'GENERATORS', 'RESULTS', 'check_pair', 'prepare', 'Metric', 'feature_columns', 'encoder',
+__all__ = ['PAPER_REAL', 'GENERATORS', 'SPLIT_SEEDS', 'RESULTS', 'check_pair', 'prepare', 'Metric', 'feature_columns', 'encoder',
            'train_and_score', 'TSTR', 'TRTR', 'augmentation_error', 'AugmentationError', 'ks_distance', 'tvd',
            'MarginalDistance', 'cramers_v', 'correlation_ratio', 'association_matrix', 'AssociationDifference',
            'DetectionAUC', 'Coverage', 'DCR', 'ExactCopyRate', 'NNDR', 'RuleViolationRate', 'XModal', 'DistinctRows',
            'LeafCoverage', 'default_metrics', 'Report', 'plot_marginals', 'plot_associations', 'plot_roc', 'CopyError',
            'Redrawn', 'training_keys', 'redraw_copies', 'IndependentSampler', 'InterpolationSampler', 'SDVSynthesizer',
-           'make_generator', 'real_protocol_check', 'bench_date', 'htdbu_table', 'bench_htdbu', 'date_summary',
-           'date_timings', 'htdbu_summary', 'write_summary', 'bench_baselines']
+           'make_generator', 'real_protocol_check', 'failure', 'bench_date', 'htdbu_table', 'bench_htdbu', 'over_seeds',
+           'seed_cell', 'date_summary', 'date_timings', 'failures', 'htdbu_summary', 'write_summary', 'bench_baselines']
 
 # %% ../nbs/02_evaluation.ipynb #9d4d78dd
 def _check_columns(real, other, what):
@@ -381,19 +381,26 @@ def _distances(real, others, schema, k, max_rows, random_state):
     out = []
     for o in others:
         o = o.sample(min(len(o), max_rows), random_state=random_state)
-        out.append(nn.kneighbors(enc.transform(_as_features(o, schema_all)))[0])
+        d = nn.kneighbors(enc.transform(_as_features(o, schema_all)))[0]
+        out.append(np.where(d < _ZERO, 0.0, d))   # the same row up to rounding is the same row
     return out
 
+_ZERO = 1e-6  # a distance below this (in standardised units) is rounding error: the two rows are equal
+
 class DCR(Metric):
-    "Median distance of synthetic rows to the closest real row, relative to the same for holdout rows (about 1 is ideal)."
+    "Distance of synthetic rows to the closest real row relative to holdout rows' (about 1 is ideal): the ratio of medians, or of means where most holdout rows repeat a real row."
     name, goal, max_value = 'DCR ratio', 'maximize', float('inf')
     needs_holdout = True
     def __init__(self, max_rows:int=10000, random_state:int=0): self.max_rows, self.random_state = max_rows, random_state
     def _compute(self, real, synthetic, schema, holdout):
         ds, dh = (d[:, 0] for d in _distances(real, [synthetic, holdout], schema, 1, self.max_rows, self.random_state))
         med_s, med_h = float(np.median(ds)), float(np.median(dh))
-        ratio = med_s / med_h if med_h > 0 else (1.0 if med_s == 0 else float('inf'))
-        return {'score': ratio, 'synthetic_median': med_s, 'holdout_median': med_h,
+        # A table that repeats its rows puts most holdout rows *on* a real row: the holdout median is 0 and a ratio of
+        # medians says nothing (it was 5,293,099.7 with a median of 4e-8). The means still compare the two distances.
+        statistic, num, den = ('median', med_s, med_h) if med_h > 0 else ('mean', float(ds.mean()), float(dh.mean()))
+        ratio = num / den if den > 0 else (1.0 if num == 0 else float('inf'))
+        return {'score': ratio, 'statistic': statistic, 'synthetic_median': med_s, 'holdout_median': med_h,
+                'synthetic_on_real': float((ds == 0).mean()), 'holdout_on_real': float((dh == 0).mean()),
                 'closer_than_holdout_p5': float((ds < np.percentile(dh, 5)).mean())}
 
 def _row_keys(df, schema):
@@ -711,11 +718,22 @@ class IndependentSampler(_NoCopies):
         return self._private(n)
 
 # %% ../nbs/02_evaluation.ipynb #3b09bc0a
+def _distinct_neighbours(X, keys, k, rows):
+    "For each row of `X`, the positions (in `rows`) of its `k` nearest rows that differ from it: a duplicate is never its own neighbour."
+    first = pd.Series(np.arange(len(keys))).groupby(keys, sort=False).first().to_numpy()   # one representative per distinct row
+    if len(first) < 2: return rows[:, None]   # one distinct row: nothing to interpolate with
+    own = pd.Series(np.arange(len(first)), index=keys[first]).loc[keys].to_numpy()     # each row's representative
+    kk = min(k + 1, len(first))
+    nbrs = NearestNeighbors(n_neighbors=kk).fit(X[first]).kneighbors(X)[1]
+    other = nbrs != own[:, None]                                  # drop the row's own representative wherever it ranks
+    order = np.argsort(~other, axis=1, kind='stable')[:, :kk - 1]  # the first kk - 1 others, nearest first
+    return rows[first[np.take_along_axis(nbrs, order, axis=1)]]
+
 class InterpolationSampler(_NoCopies):
-    "SMOTE-style rows: a random point between a real row and one of its k nearest neighbours of the same class."
+    "SMOTE-style rows: a random point between a real row and one of its k nearest distinct neighbours of the same class."
     def __init__(self, k:int=5, random_state:int|None=None, allow_copies:bool=False): self.k, self.random_state, self.allow_copies = k, random_state, allow_copies
     def fit(self, data:pd.DataFrame, schema:Schema|None=None):
-        "Find each row's k nearest neighbours within its class (within the whole table for regression)."
+        "Find each row's k nearest *distinct* neighbours within its class (within the whole table for regression)."
         self.schema_ = schema if schema is not None else Schema.infer(data)
         self.data_ = data.reset_index(drop=True)
         s = self.schema_
@@ -723,11 +741,8 @@ class InterpolationSampler(_NoCopies):
               else [np.arange(len(self.data_))])
         feats = Schema(s.columns, name=s.name) if s.task != 'classification' else s
         X = encoder(feats, 'linear').fit_transform(_as_features(self.data_, feats))
-        self.groups_ = []
-        for rows in by:
-            k = min(self.k + 1, len(rows))
-            nbrs = NearestNeighbors(n_neighbors=k).fit(X[rows]).kneighbors(X[rows])[1]
-            self.groups_.append((rows, rows[nbrs[:, 1:]] if k > 1 else rows[:, None]))
+        keys = _row_keys(self.data_, s).to_numpy()
+        self.groups_ = [(rows, _distinct_neighbours(X[rows], keys[rows], self.k, rows)) for rows in by]
         self._remember_rows(self.data_, s)
         self.rng_ = np.random.default_rng(self.random_state)
         return self
@@ -840,6 +855,18 @@ def _timed(f, *args):
     start = time.perf_counter(); out = f(*args)
     return out, time.perf_counter() - start
 
+SPLIT_SEEDS = (42, 1, 2, 3, 4)  # the benchmarks' split seeds: effects smaller than the spread over splits are not effects
+
+def failure(e:BaseException) -> str:
+    "A benchmark's note for a method that failed on a table: the exception's type and message on one line."
+    return f"failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+
+def _check_seeds(seeds):
+    seeds = list(seeds) if not isinstance(seeds, (int, np.integer)) else [seeds]
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds) or len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds={seeds!r}: give distinct whole numbers >= 0, e.g. {SPLIT_SEEDS}")
+    return [int(s) for s in seeds]
+
 def _fit_sample(name, train, schema, n, epochs, seed, max_train_rows):
     "Fit generator `name` on `train` (subsampled to max_train_rows) and sample `n` valid rows; timings and rejects."
     fit_rows = train if max_train_rows is None or len(train) <= max_train_rows else train.sample(max_train_rows, random_state=seed)
@@ -852,23 +879,29 @@ def bench_date(tables=tuple(PAPER_REAL), # DATE benchmark tables
                generators=('gaussian_copula', 'ctgan', 'interpolation'), # baselines to add to the real rows
                volumes=(100, 1000), # synthetic rows added
                epochs:int=50, # CTGAN/TVAE epochs
-               seed:int=42, # split and generator seed
+               seeds=SPLIT_SEEDS, # split seeds; each generator is seeded with its split's seed
                max_train_rows:int|None=None, # fit generators on at most this many training rows (fast mode)
                path=None, # the benchmark data folder
                progress:bool=True, # show progress
               ) -> pd.DataFrame:
-    "The DATE protocol for each table: real only, then real + synthetic rows of each baseline; errors and seconds."
+    "The DATE protocol for each table and split seed: real only, then real + synthetic rows of each baseline; errors and seconds. A generator that fails is recorded with its reason."
     from tqdm.auto import tqdm
-    rows = []
-    for name in tqdm(tables, desc='DATE tables', disable=not progress):
+    seeds, rows = _check_seeds(seeds), []
+    bar = tqdm(total=len(tables) * len(seeds), desc='DATE tables x split seeds', disable=not progress)
+    for name in tables:
         ds = load(name, path)
-        train, _, test = split(ds, seed=seed)
-        base = {'table': name, 'measure': 'error %' if ds.task == 'classification' else 'MSE', 'paper real': PAPER_REAL.get(name)}
-        rows.append({**base, 'generator': 'real', 'volume': 0, 'error': augmentation_error(train, test, ds.schema)['score']})
-        for g in generators:
-            syn, info = _fit_sample(g, train, ds.schema, max(volumes), epochs, seed, max_train_rows)
-            for v in volumes:
-                rows.append({**base, 'generator': g, 'volume': v, 'error': augmentation_error(train, test, ds.schema, syn.iloc[:v])['score'], **info})
+        for seed in seeds:
+            train, _, test = split(ds, seed=seed)
+            base = {'table': name, 'seed': seed, 'measure': 'error %' if ds.task == 'classification' else 'MSE', 'paper real': PAPER_REAL.get(name)}
+            rows.append({**base, 'generator': 'real', 'volume': 0, 'error': augmentation_error(train, test, ds.schema)['score'], 'note': ''})
+            for g in generators:
+                try: syn, info = _fit_sample(g, train, ds.schema, max(volumes), epochs, seed, max_train_rows)
+                except Exception as e:   # recorded, not fatal: the other generators and tables still run
+                    rows += [{**base, 'generator': g, 'volume': v, 'error': np.nan, 'note': failure(e)} for v in volumes]; continue
+                for v in volumes:
+                    rows.append({**base, 'generator': g, 'volume': v, 'error': augmentation_error(train, test, ds.schema, syn.iloc[:v])['score'], 'note': '', **info})
+            bar.update(1)
+    bar.close()
     return pd.DataFrame(rows)
 
 # %% ../nbs/02_evaluation.ipynb #7d84339b
@@ -901,7 +934,8 @@ def bench_htdbu(generators=('independent', 'gaussian_copula', 'ctgan', 'tvae'), 
     out = [{'generator': 'TRTR (real)', 'seed': 42, **train_and_score(train, test, schema, 'linear'),
             'xmodal': xmodal._compute(train, test, schema, None)['score'], 'positive rate': float(train.y.mean())}]
     for g, s in tqdm([(g, s) for g in generators for s in seeds], desc='H-TDBU runs', disable=not progress):
-        syn, info = _fit_sample(g, train, schema, rows, epochs, s, max_train_rows)
+        try: syn, info = _fit_sample(g, train, schema, rows, epochs, s, max_train_rows)
+        except Exception as e: out.append({'generator': g, 'seed': s, 'note': failure(e)}); continue   # recorded, and the others run
         try: scores = train_and_score(syn, test, schema, 'linear')
         except ValueError as e: scores = {'error': str(e)}
         out.append({'generator': g, 'seed': s, **scores, 'xmodal': xmodal._compute(train, syn, schema, None)['score'],
@@ -909,19 +943,51 @@ def bench_htdbu(generators=('independent', 'gaussian_copula', 'ctgan', 'tvae'), 
     return pd.DataFrame(out)
 
 # %% ../nbs/02_evaluation.ipynb #d88e2e2f
+def over_seeds(df:pd.DataFrame, # one row per table, method and split seed, with an 'error' (NaN where the method failed)
+               method:str='method', # the column naming the methods
+               reference:str='real', # the method every other is paired with, seed by seed
+              ) -> pd.DataFrame:
+    "Per table and method: the mean and std of the error over split seeds, how many seeds it ran on and failed on, and on how many it was below the reference (paired by seed)."
+    df = df if 'seed' in df else df.assign(seed=0)
+    ref = df[df[method] == reference].set_index(['table', 'seed'])['error']
+    out = []
+    for (t, m), g in df.groupby(['table', method], sort=False):
+        e = g.set_index('seed')['error'].astype(float)
+        ok = e.dropna()
+        paired = ok.index.map(lambda s: ref.get((t, s), np.nan))
+        out.append({'table': t, method: m, 'mean': ok.mean() if len(ok) else np.nan, 'std': ok.std(ddof=0) if len(ok) else np.nan,
+                    'seeds': len(e), 'failed': int(e.isna().sum()), f'below {reference}': int((ok.to_numpy() < paired.to_numpy()).sum()),
+                    'change %': float(np.mean(100 * (1 - ok.to_numpy() / paired.to_numpy()))) if len(ok) else np.nan})
+    return pd.DataFrame(out)
+
+def seed_cell(r, reference:str='real') -> str:
+    "One `over_seeds` row as a table cell: mean ± std over the seeds, and below-reference/seeds (failures named)."
+    if r['failed'] == r['seeds']: return f"failed ({int(r['seeds'])}/{int(r['seeds'])})"
+    s = f"{r['mean']:.3f} ± {r['std']:.3f}" if r['seeds'] > 1 else f"{r['mean']:.3f}"
+    if r.get(f'below {reference}') is not None and r.get('method', r.get('generator')) != reference: s += f" · {int(r[f'below {reference}'])}/{int(r['seeds'] - r['failed'])}"
+    return s + (f" ({int(r['failed'])} failed)" if r['failed'] else '')
+
 def date_summary(df:pd.DataFrame) -> pd.DataFrame:
-    "One row per table: the paper's real figure, ours, and the error with each generator and volume."
-    real = df[df.generator == 'real'].set_index('table')[['measure', 'paper real', 'error']].rename(columns={'error': 'real'})
-    syn = df[df.generator != 'real'].pivot_table(index='table', columns=['generator', 'volume'], values='error', sort=False)
-    syn.columns = [f'{g} +{v}' for g, v in syn.columns]
-    return real.join(syn).loc[real.index]
+    "One row per table: the paper's real figure, then the error over split seeds (mean ± std · seeds below real) of the real rows and of each generator and volume."
+    df = df.assign(method=[g if g == 'real' else f'{g} +{v}' for g, v in zip(df.generator, df.volume)])
+    s = over_seeds(df)
+    cells = s.assign(cell=s.apply(seed_cell, axis=1)).pivot(index='table', columns='method', values='cell')
+    head = df.drop_duplicates('table').set_index('table')[['measure', 'paper real']]
+    return head.join(cells[list(dict.fromkeys(df.method))]).loc[list(head.index)]
 
 def date_timings(df:pd.DataFrame) -> pd.DataFrame:
-    "Fit and sample seconds of each generator on each DATE table."
-    t = df[df.generator != 'real'].drop_duplicates(['table', 'generator']).pivot_table(
-        index='table', columns='generator', values=['fit_s', 'sample_s'], sort=False)
+    "Fit and sample seconds of each generator on each DATE table (means over split seeds)."
+    runs = df[(df.generator != 'real')].dropna(subset=['fit_s']).drop_duplicates(['table', 'generator'] + (['seed'] if 'seed' in df else []))
+    t = runs.pivot_table(index='table', columns='generator', values=['fit_s', 'sample_s'], aggfunc='mean', sort=False)
     t.columns = [f'{g} {k[:-2]} s' for k, g in t.columns]
     return t
+
+def failures(df:pd.DataFrame, method:str='generator') -> list:
+    "The benchmark's failed runs as lines: table, seed, method and reason."
+    if 'note' not in df: return []
+    f = df[df['note'].astype(str).str.startswith('failed')]
+    keys = ['table', 'seed', method] if 'table' in f else ['seed', method]
+    return [f"{', '.join(str(r[k]) for k in keys if k in r and pd.notna(r[k]))}: {r['note']}" for _, r in f.drop_duplicates(keys).iterrows()]
 
 def htdbu_summary(df:pd.DataFrame) -> pd.DataFrame:
     "One row per generator: mean (and std over seeds) of each measure."
@@ -930,8 +996,9 @@ def htdbu_summary(df:pd.DataFrame) -> pd.DataFrame:
     return g.mean().join(g.std().add_suffix(' std')[[f'{c} std' for c in ('accuracy', 'f1', 'auroc', 'xmodal')]])
 
 _TITLES = {'protocol': "DATE protocol check: the 'Real' column of Table I over split seeds",
-           'date': 'DATE benchmark: decision-tree test error % (classification) or MSE (regression), real + synthetic rows',
-           'date_timings': 'DATE benchmark: seconds to fit each generator on the training rows and to sample the largest volume',
+           'date': ('DATE benchmark: decision-tree test error % (classification) or MSE (regression), real + synthetic rows; '
+                    'mean ± std over the split seeds · on how many seeds the error was below the real rows\' (paired by seed)'),
+           'date_timings': 'DATE benchmark: seconds to fit each generator on the training rows and to sample the largest volume (means over split seeds)',
            'htdbu': 'H-TDBU benchmark: TSTR (logistic regression) on Bank Marketing + sentiment, means over seeds'}
 
 def write_summary(folder, # a folder with protocol.csv, date.csv and/or htdbu.csv
@@ -942,7 +1009,11 @@ def write_summary(folder, # a folder with protocol.csv, date.csv and/or htdbu.cs
     summarise = [('protocol', 'protocol', lambda f: f.set_index('table')), ('date', 'date', date_summary),
                  ('date_timings', 'date', date_timings), ('htdbu', 'htdbu', htdbu_summary)]
     for title, part, f in summarise:
-        if (folder/f'{part}.csv').exists(): text += [f'\n## {_TITLES[title]}\n', _markdown(f(pd.read_csv(folder/f'{part}.csv')))]
+        if not (folder/f'{part}.csv').exists(): continue
+        df = pd.read_csv(folder/f'{part}.csv')
+        text += [f'\n## {_TITLES[title]}\n', _markdown(f(df))]
+        if title == 'date' and 'seed' in df: text += [f"\nSplit seeds: {', '.join(map(str, dict.fromkeys(df.seed)))}."]
+        if title != 'date_timings' and failures(df): text += ['\nFailed runs (recorded, the benchmark went on):\n'] + [f'- {x}' for x in failures(df)]
     (folder/'summary.md').write_text('\n'.join(text) + '\n')
     return '\n'.join(text)
 
@@ -953,7 +1024,7 @@ def bench_baselines(out='bench/baselines', # folder for the CSV and Markdown fil
                     progress:bool=True, # show progress and print the tables
                    ) -> dict:
     "Run the protocol check and the baseline benchmarks; write one CSV per part and summary.md to `out`; print the tables."
-    kw = (dict(date=dict(tables=('boston', 'bank-marketing'), volumes=(100,), epochs=2, max_train_rows=2000),
+    kw = (dict(date=dict(tables=('boston', 'bank-marketing'), volumes=(100,), epochs=2, max_train_rows=2000, seeds=(42, 1)),
                htdbu=dict(rows=2000, seeds=(42, 123), epochs=2, max_train_rows=3000), protocol=dict(seeds=(42, 1, 2, 3, 4)))
           if fast else dict(date={}, htdbu={}, protocol={}))
     runs = {'protocol': lambda: real_protocol_check(path=path, **kw['protocol']),

@@ -185,9 +185,15 @@ def mds(arms:list, # candidate arms (rule, rows, rho), e.g. Guided.arms of one s
             best = reward[top]; accepted.append(top); status[top]['verdict'] = 'accepted'
         else: status[top]['verdict'] = 'rejected'
     bar.close()
-    final = evaluate(_pool(arms, accepted), 0)
+    final, fits = evaluate(_pool(arms, accepted), 0), done + len(alone) + 2
+    while accepted and not final < base:   # the promise: the accepted set lowers the error it is reported with, or nothing is accepted
+        trials = {i: evaluate(_pool(arms, [j for j in accepted if j != i]), 0) if len(accepted) > 1 else base for i in accepted}
+        fits += len(accepted) - (len(accepted) == 1)
+        drop = min(trials, key=lambda i: (trials[i], -accepted.index(i)))   # the arm whose removal lowers the error most (the latest on ties)
+        accepted.remove(drop); final = trials[drop]
+        status[drop]['verdict'] = 'dropped: with it the accepted set did not lower the validation error'
     return Selection('mds', arms, accepted, pd.DataFrame(log, columns=['step', 'arm', 'seed', 'error', 'gain', 'diversity', 'reward']),
-                     base, final, done + len(alone) + 2, time.perf_counter() - start, status)
+                     base, final, fits, time.perf_counter() - start, status)
 
 # %% ../nbs/06_mab.ipynb #873f4c70
 def _greedy(arms, evaluate, budget, forward):

@@ -82,3 +82,26 @@ def test_diversity_and_bad_input():
     with pytest.raises(TypeError, match='lacks rule, rows or rho'): mds([object()], _evaluate())
     empty = mds([], _evaluate())
     assert empty.accepted == [] and len(empty.rows()) == 0
+
+
+def test_mds_never_reports_an_accepted_set_that_raised_the_error():
+    "The arms help on every bootstrap pull, but the model trained once on their rows (seed 0) scores worse: nothing may be reported as accepted."
+    def evaluate(rows, seed=0):
+        ids = set() if rows is None else set(rows['arm_id'])
+        gain = sum(GAIN[i] for i in ids if GAIN[i] > 0)
+        return 0.30 + (0.01 if ids else 0.0) if seed == 0 else 0.30 - gain
+    sel = mds(_arms(), evaluate, alpha=1.0, budget=120, random_state=0)
+    assert sel.accepted == [] and sel.error == sel.base_error, sel
+    assert any(st['verdict'].startswith('dropped') for st in sel.status.values())
+    assert len(sel.rows()) == 0
+
+
+def test_mds_drops_only_what_it_must():
+    "Arm 5 hurts at seed 0 only: the check drops it and keeps the arms that still lower the error."
+    def evaluate(rows, seed=0):
+        ids = set() if rows is None else set(rows['arm_id'])
+        err = 0.30 - sum(GAIN[i] for i in ids if GAIN[i] > 0)
+        return err + (0.1 if seed == 0 and 5 in ids else 0.0)
+    sel = mds(_arms(), evaluate, alpha=1.0, budget=300, random_state=0)
+    assert 5 not in sel.accepted and {0, 1} <= set(sel.accepted), sel.to_frame()
+    assert sel.error < sel.base_error and sel.status[5]['verdict'].startswith('dropped')

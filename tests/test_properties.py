@@ -2,7 +2,7 @@
 import json
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from tabsynth.core import Schema
 from tabsynth.rules import Predicate, parse_rule
 from tabsynth.scm import SCM, ACTIVATIONS, RelationalSCM, check_keys
@@ -44,6 +44,7 @@ cell = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.i
 
 @FEW
 @given(st.lists(st.fixed_dictionaries({'a': cell, 'b': cell, 'c': cell}), max_size=12))
+@example([{'a': 0.0, 'b': 'x', 'c': '0\x1f'}])   # found on a fresh clone: Unicode \s let '0\x1f' through the number check, then int() raised
 def test_coercion_loses_no_row_and_keeps_only_valid_values(records):
     valid, rejects = SCHEMA.coerce(records)
     assert len(valid) + len(rejects) == len(records)                      # every row is kept or rejected with a reason
