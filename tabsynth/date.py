@@ -14,10 +14,11 @@ from .datasets import load, split, list_datasets
 from .dgr import discover, _whole, _check_rho
 from .llm import InterpolationProposer, guided_generation
 from .mab import mds, forward_greedy, backward_greedy, top_k, model_evaluator
-from .evaluation import augmentation_error, _fit_sample, _markdown, PAPER_REAL
+from .evaluation import (augmentation_error, _fit_sample, _markdown, _check_seeds, failure, failures, make_generator, over_seeds,
+                                 PAPER_REAL, SPLIT_SEEDS)
 
 # %% auto #0
-__all__ = ['SELECTIONS', 'RHO_GRID', 'PAPER_DATE', 'VARIANTS', 'DATEReport', 'DATESynthesizer', 'date_benchmark']
+__all__ = ['SELECTIONS', 'RHO_GRID', 'PAPER_DATE', 'VARIANTS', 'DATEReport', 'DATESynthesizer', 'bench_tables', 'date_benchmark']
 
 # %% ../nbs/07_date.ipynb #f5c6600a
 @dataclass
@@ -207,81 +208,165 @@ PAPER_DATE = {'bank-marketing': (20.860, 341), 'electricity': (12.775, 139), 'ma
 
 VARIANTS = {'DATE': {}, 'DATE, no refinement': {'iterations': 1}, 'DATE, greedy selection': {'selection': 'forward'}}
 
-def date_benchmark(tables=tuple(PAPER_REAL), # DATE benchmark tables
+def _read_bench_file(p:Path) -> pd.DataFrame:
+    "A CSV/TSV (delimiter sniffed) or Parquet file as a frame, or a clear error."
+    if not p.is_file(): raise ValueError(f"table {str(p)!r} is neither a dataset name (see list_datasets()) nor a file: give a bundled name, a CSV/Parquet path or a DataFrame")
+    if p.suffix.lower() in ('.parquet', '.pq'): return pd.read_parquet(p)
+    if p.suffix.lower() in ('.csv', '.tsv', '.txt'): return pd.read_csv(p, sep=None, engine='python')
+    raise ValueError(f"table {str(p)!r}: cannot read '{p.suffix}' files; give a .csv, .tsv or .parquet file (or read it yourself and pass the DataFrame)")
+
+def bench_tables(tables, # a name, DataFrame, path or (DataFrame, Schema); a list of them; or a dict name -> one of them
+                 target:str|None=None, # the target column of the DataFrames and files (names and pairs bring their own)
+                 path=None, # the benchmark data folder, for benchmark names
+                ) -> list:
+    "The tables of a benchmark as (name, frame, schema): bundled or benchmark dataset names, DataFrames, CSV/Parquet files, or (DataFrame, Schema) pairs."
+    single = isinstance(tables, (str, Path, pd.DataFrame)) or (isinstance(tables, tuple) and len(tables) == 2 and isinstance(tables[1], Schema))
+    items = list(tables.items()) if isinstance(tables, dict) else [(None, t) for t in ([tables] if single else list(tables))]
+    if not items: raise ValueError("tables is empty: name at least one table, e.g. ['diabetes'] or {'mine': 'my.csv'}")
+    names, out = set(list_datasets().index), []
+    for i, (name, t) in enumerate(items):
+        if isinstance(t, str) and t in names:
+            ds = load(t, path); out.append((name or t, ds.frame, ds.schema)); continue
+        if isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], pd.DataFrame) and isinstance(t[1], Schema):
+            out.append((name or t[1].name or f'table {i}', *t)); continue
+        if isinstance(t, (str, Path)): frame, name = _read_bench_file(Path(t)), name or Path(t).stem
+        elif isinstance(t, pd.DataFrame): frame, name = t, name or f'table {i}'
+        else: raise ValueError(f"table {t!r} ({type(t).__name__}): give a dataset name, a DataFrame, a CSV/Parquet path or a (DataFrame, Schema) pair")
+        if target is None: raise ValueError(f"table {name!r} is your own: pass target= (the column to predict), one of {list(frame.columns)[:12]}")
+        if target not in frame.columns: raise ValueError(f"table {name!r} has no column {target!r}{_closest(target, frame.columns)}: pass target= one of {list(frame.columns)[:12]}")
+        if frame[target].isna().any():
+            raise ValueError(f"table {name!r}: {int(frame[target].isna().sum())} rows have no {target!r}; drop them first (frame.dropna(subset=[{target!r}]))")
+        out.append((name, frame.reset_index(drop=True), Schema.infer(frame, target=target, name=name)))
+    dup = [n for n in dict.fromkeys(n for n, *_ in out) if sum(m == n for m, *_ in out) > 1]
+    if dup: raise ValueError(f"two tables are named {dup[0]!r}: pass a dict name -> table to tell them apart")
+    return out
+
+def _date_runs(name, frame, s, seed, variants, baselines, epochs, max_train_rows):
+    "One table and split seed of the DATE benchmark: real, each DATE variant, each baseline at DATE's volume; failures recorded."
+    train, valid, test = split(frame, s.target, seed=seed, stratify=s.task == 'classification')
+    base = {'table': name, 'seed': seed, 'task': s.task, 'measure': 'error %' if s.task == 'classification' else 'MSE'}
+    real = augmentation_error(train, test, s)['score']
+    rows = [{**base, 'method': 'real', 'error': real, 'volume': 0, 'seconds': 0.0, 'note': ''}]
+    volume, vnote = None, ''
+    for v, kw in variants.items():
+        t, syn = time.perf_counter(), None
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            try:
+                d = DATESynthesizer(random_state=seed, **kw).fit(train, s.target, validation=valid, schema=s)
+                syn, note = d.sample(), f"rho {d.report_.rho:g}, {d.report_.generation['arms']} arms"
+            except Exception as e: note = failure(e)   # recorded: the other methods and tables still run
+        err = augmentation_error(train, test, s, syn)['score'] if syn is not None else np.nan
+        rows.append({**base, 'method': v, 'error': err, 'volume': 0 if syn is None else len(syn), 'seconds': time.perf_counter() - t, 'note': note})
+        if volume is None:
+            volume = len(syn) if syn is not None and len(syn) else 100
+            vnote = '' if syn is not None and len(syn) else 'DATE chose no row: 100 rows'
+    if volume is None: volume, vnote = 100, 'no DATE variant: 100 rows'
+    for g in baselines:
+        try: syn, info = _fit_sample(g, train, s, volume, epochs, seed, max_train_rows)
+        except Exception as e:
+            rows.append({**base, 'method': g, 'error': np.nan, 'volume': 0, 'seconds': np.nan, 'note': failure(e)}); continue
+        rows.append({**base, 'method': g, 'error': augmentation_error(train, test, s, syn)['score'], 'volume': len(syn),
+                     'seconds': info['fit_s'] + info['sample_s'], 'note': '; '.join(x for x in (vnote, f"{info['rejected']} rejected" if info['rejected'] else '') if x)})
+    return rows
+
+def _indexed(i, task, args): return i, _date_runs(*task, *args)   # a worker's result, with its place in the task list
+
+def date_benchmark(tables=tuple(PAPER_REAL), # DATE tables by name, or your own: see bench_tables
                    out='bench/date', # folder for date.csv and summary.md (None: write nothing)
                    baselines=('gaussian_copula', 'ctgan', 'interpolation'), # generators of the evaluation notebook
                    variants:dict|None=None, # name -> DATESynthesizer arguments (default: VARIANTS)
                    epochs:int=50, # CTGAN/TVAE epochs
-                   seed:int=42, # the split's seed; DATE and the baselines are seeded from it too
+                   seeds=SPLIT_SEEDS, # the split seeds; DATE and the baselines are seeded with their split's seed
+                   target:str|None=None, # the target column of your own tables (DataFrames, files)
                    max_train_rows:int|None=None, # fit the baselines on at most this many training rows (a fast mode)
+                   jobs:int=1, # run this many (table, seed) runs at once, in separate processes
                    path=None, # the benchmark data folder
                    progress:bool=True,
                   ) -> pd.DataFrame:
-    "DATE and its ablations beside the real rows and the baselines on the DATE tables: test error (or MSE), volume and seconds; CSV and Markdown."
+    "DATE and its ablations beside the real rows and the baselines, per table and split seed: test error (or MSE), volume and seconds; CSV and Markdown."
     from tqdm.auto import tqdm
     variants = VARIANTS if variants is None else variants
-    rows = []
-    for name in tqdm(list(tables), desc='DATE benchmark', disable=not progress):
-        ds = load(name, path)
-        s = ds.schema
-        train, valid, test = split(ds, seed=seed)
-        base = {'table': name, 'task': s.task, 'measure': 'error %' if s.task == 'classification' else 'MSE'}
-        real = augmentation_error(train, test, s)['score']
-        rows.append({**base, 'method': 'real', 'error': real, 'volume': 0, 'seconds': 0.0, 'note': ''})
-        volume, vnote = None, ''
-        for v, kw in variants.items():
-            t = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                try:
-                    d = DATESynthesizer(random_state=seed, **kw).fit(train, s.target, validation=valid, schema=s)
-                    syn, note = d.sample(), f"rho {d.report_.rho:g}, {d.report_.generation['arms']} arms"
-                except ValueError as e: syn, note = None, str(e)[:120]
-            sec = time.perf_counter() - t
-            err = augmentation_error(train, test, s, syn)['score'] if syn is not None else float('nan')
-            rows.append({**base, 'method': v, 'error': err, 'volume': 0 if syn is None else len(syn), 'seconds': sec, 'note': note})
-            if volume is None:
-                volume = len(syn) if syn is not None and len(syn) else 100
-                vnote = '' if syn is not None and len(syn) else 'DATE chose no row: 100 rows'
-        for g in baselines:
-            syn, info = _fit_sample(g, train, s, volume, epochs, seed, max_train_rows)
-            rows.append({**base, 'method': g, 'error': augmentation_error(train, test, s, syn)['score'], 'volume': len(syn),
-                         'seconds': info['fit_s'] + info['sample_s'], 'note': '; '.join(x for x in (vnote, f"{info['rejected']} rejected" if info['rejected'] else '') if x)})
+    seeds, items = _check_seeds(seeds), bench_tables(tables, target, path)
+    for g in baselines: make_generator(g)   # an unknown generator is an error now, not after an hour of runs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise ValueError(f"jobs={jobs!r}: give a whole number >= 1 (processes to run at once)")
+    tasks = [(name, frame, s, seed) for name, frame, s in items for seed in seeds]
+    args = (variants, tuple(baselines), epochs, max_train_rows)
+    bar = tqdm(total=len(tasks), desc='DATE benchmark (tables x split seeds)', disable=not progress)
+    done = {}
+    if jobs == 1:
+        for i, t in enumerate(tasks): done[i] = _date_runs(*t, *args); bar.update(1)
+    else:
+        from joblib import Parallel, delayed
+        for i, r in Parallel(n_jobs=jobs, return_as='generator_unordered')(delayed(_indexed)(i, t, args) for i, t in enumerate(tasks)):
+            done[i] = r; bar.update(1)
+    bar.close()
+    rows = [r for i in range(len(tasks)) for r in done[i]]   # in task order, however they finished
+    for name, _, s in items:
+        base = {'table': name, 'seed': np.nan, 'task': s.task, 'measure': 'error %' if s.task == 'classification' else 'MSE'}
         for p, (err, vol) in (('paper: Real', (PAPER_REAL.get(name), 0)), ('paper: DATE (deepseek-r1)', PAPER_DATE.get(name, (None, None)))):
             if err is not None: rows.append({**base, 'method': p, 'error': err, 'volume': vol, 'seconds': np.nan, 'note': 'reported'})
-    f = pd.DataFrame(rows)
-    f['change %'] = f.apply(lambda r: 100 * (1 - r['error'] / f[(f.table == r.table) & (f.method == ('paper: Real' if r.method.startswith('paper') else 'real'))]['error'].iloc[0])
-                            if r.method != 'real' else 0.0, axis=1)
+    f = pd.DataFrame(rows).astype({'seed': 'Int64'})   # the paper's rows have no seed
+    real = f[f.method == 'real'].set_index(['table', 'seed'])['error']
+    paper = f[f.method == 'paper: Real'].set_index('table')['error']
+    ref = [paper.get(t, np.nan) if m.startswith('paper') else real.get((t, sd), np.nan) for t, m, sd in zip(f.table, f.method, f.seed)]
+    f['change %'] = np.where(f.method == 'real', 0.0, 100 * (1 - f.error.to_numpy(float) / np.asarray(ref, float)))   # paired with real by seed
     if out is not None:
         out = Path(out)
         write_atomic(out/'date.csv', f.to_csv(index=False))
         write_atomic(out/'summary.md', _date_summary(f, variants))
     return f
 
+def _cell(r, vol) -> str:
+    "One method on one table over the split seeds: mean ± std (mean volume) · seeds below real / seeds it ran on."
+    if r['failed'] == r['seeds']: return f"failed ({int(r['seeds'])}/{int(r['seeds'])})"
+    s = f"{r['mean']:.3f} ± {r['std']:.3f} ({vol:.0f})"
+    if r['method'] != 'real': s += f" · {int(r['below real'])}/{int(r['seeds'] - r['failed'])}"
+    return s + (f" ({int(r['failed'])} failed)" if r['failed'] else '')
+
 def _date_summary(f, variants) -> str:
-    "The benchmark as Markdown: one table of errors (volume), then the targets with the values measured."
-    cell = lambda r: f"{r['error']:.3f} ({int(r['volume'])})" if pd.notna(r['error']) else 'failed'
-    pivot = f.assign(cell=f.apply(cell, axis=1)).pivot(index='table', columns='method', values='cell')
-    order = ['real', *variants, *[m for m in f.method.unique() if m not in ('real', *variants) and not m.startswith('paper')], 'paper: Real', 'paper: DATE (deepseek-r1)']
-    pivot = pivot[[c for c in order if c in pivot.columns]].loc[list(dict.fromkeys(f.table))]
-    cls = f[f.task == 'classification']
-    date = cls[cls.method == 'DATE'].set_index('table')['error']
-    real = cls[cls.method == 'real'].set_index('table')['error']
-    others = cls[~cls.method.isin(['real', 'DATE']) & ~cls.method.str.startswith('paper') & ~cls.method.isin(list(variants))]
-    failed = [t for t in real.index if t not in date.index or pd.isna(date.get(t))]
-    beats_all = [t for t in date.index if pd.notna(date[t]) and (others[others.table == t]['error'] > date[t]).all()]
-    rel = (100 * (1 - date.reindex(real.index) / real)).fillna(0.0)   # a table where DATE failed counts as no reduction
-    reg = f[f.task == 'regression']
-    reg_date = reg[reg.method == 'DATE'].set_index('table')['error']
-    reg_real = reg[reg.method == 'real'].set_index('table')['error']
-    reg_ok = [t for t in reg_real.index if t in reg_date.index and reg_date[t] < reg_real[t]]
-    lines = ['# DATE benchmark', '', 'Decision-tree test error % (classification) or MSE (regression), synthetic volume in brackets; '
-             'split 60/20/20 (seed 42); DATE with the offline proposer. The paper\'s columns are its Table I (with an LLM).', '',
-             _markdown(pivot.reset_index().set_index('table'), '.3f'), '', '## Targets', '',
-             f"- lower error than real on every classification table: {sum(date.get(t, np.nan) < real[t] for t in real.index)} of {len(real)} "
-             f"(not: {', '.join(t for t in real.index if not date.get(t, np.nan) < real[t]) or 'none'}; DATE failed on: {', '.join(failed) or 'none'})",
-             f"- lower than every baseline on at least {max(len(real) - 1, 1)} of {len(real)}: {len(beats_all)}",
-             f"- mean relative error reduction over the classification tables >= 13.7 %: {rel.mean() if len(rel) else float('nan'):.2f} %",
-             f"- regression MSE below real: {len(reg_ok)} of {len(reg_real)} ({', '.join(reg_ok) or 'none'})",
-             f"- the slowest DATE run: {f[f.method == 'DATE']['seconds'].max():.0f} s (target: under 300 s on 2 cores)"]
+    "The benchmark as Markdown: errors over split seeds, DATE paired with each method seed by seed, then the targets with the values measured."
+    runs, paper = f[~f.method.str.startswith('paper')], f[f.method.str.startswith('paper')]
+    seeds, tables = list(dict.fromkeys(runs.seed.astype(int))), list(dict.fromkeys(f.table))
+    s = over_seeds(runs, 'method', 'real')
+    vol = runs.groupby(['table', 'method'], sort=False).volume.mean()
+    s['cell'] = [_cell(r, vol[(r['table'], r['method'])]) for _, r in s.iterrows()]
+    cells = pd.concat([s[['table', 'method', 'cell']], paper.assign(cell=[f"{e:.3f} ({int(v)})" for e, v in zip(paper.error, paper.volume)])[['table', 'method', 'cell']]])
+    pivot = cells.pivot(index='table', columns='method', values='cell')
+    order = ['real', *variants, *[m for m in runs.method.unique() if m not in ('real', *variants)], 'paper: Real', 'paper: DATE (deepseek-r1)']
+    pivot = pivot[[c for c in order if c in pivot.columns]].loc[tables]
+    # DATE against every other method, seed by seed: on how many seeds its error was lower (seeds where both ran)
+    err = runs.pivot_table(index=['table', 'seed'], columns='method', values='error', sort=False)
+    others = [m for m in order if m in err.columns and m != 'DATE' and not m.startswith('paper')]
+    pair = lambda t, m: f"{int((err.loc[t, 'DATE'] < err.loc[t, m]).sum())}/{int((err.loc[t, 'DATE'].notna() & err.loc[t, m].notna()).sum())}"
+    paired = pd.DataFrame({f'below {m}': [pair(t, m) for t in tables] for m in others}, index=pd.Index(tables, name='table')) if 'DATE' in err else None
+    by = s.set_index(['table', 'method'])
+    mean = lambda t, m: by['mean'].get((t, m), np.nan)
+    cls = [t for t in tables if (runs.table == t).any() and runs[runs.table == t].task.iloc[0] == 'classification']
+    reg = [t for t in tables if t not in cls]
+    base = [m for m in runs.method.unique() if m not in ('real', *variants)]
+    below_real = [t for t in cls if mean(t, 'DATE') < mean(t, 'real')]
+    failed = [t for t in cls if not mean(t, 'DATE') == mean(t, 'DATE')]
+    beats_all = [t for t in cls if all(mean(t, 'DATE') < mean(t, b) for b in base if (t, b) in by.index)]
+    date_runs = runs[runs.method == 'DATE']
+    rel = date_runs[date_runs.table.isin(cls)].groupby('table')['change %'].apply(lambda x: x.fillna(0.0).mean())  # a failed seed counts as no reduction
+    d_cls = err.loc[cls, ['DATE', 'real']].dropna() if cls and 'DATE' in err else pd.DataFrame(columns=['DATE', 'real'])
+    reg_ok = [t for t in reg if mean(t, 'DATE') < mean(t, 'real')]
+    lines = ['# DATE benchmark', '', 'Decision-tree test error % (classification) or MSE (regression) over the split seeds: mean ± std (mean synthetic volume) · '
+             "on how many seeds the error was below the real rows' (paired by seed); split 60/20/20; DATE with the offline proposer. "
+             "The paper's columns are its Table I (one split, with an LLM).", '', f"Split seeds: {', '.join(map(str, seeds))}.", '',
+             _markdown(pivot.reset_index().set_index('table'), '.3f'), '']
+    if paired is not None:
+        lines += ['## DATE paired with each method, seed by seed', '', 'On how many split seeds DATE\'s error was below the method\'s (seeds where both ran).', '',
+                  _markdown(paired), '']
+    lines += ['## Targets', '',
+              f"- lower error than real on every classification table (means over seeds): {len(below_real)} of {len(cls)} "
+              f"(not: {', '.join(t for t in cls if t not in below_real) or 'none'}; DATE failed on: {', '.join(failed) or 'none'}); "
+              f"seed by seed: below real in {int((d_cls.DATE < d_cls.real).sum())} of {len(d_cls)} runs",
+              f"- lower than every baseline on at least {max(len(cls) - 1, 1)} of {len(cls)} (means): {len(beats_all)}",
+              f"- mean relative error reduction over the classification tables >= 13.7 %: {rel.mean() if len(rel) else float('nan'):.2f} %",
+              f"- regression MSE below real (means): {len(reg_ok)} of {len(reg)} ({', '.join(reg_ok) or 'none'})",
+              f"- the slowest DATE run: {date_runs['seconds'].max():.0f} s (target: under 300 s on 2 cores)"]
+    fails = failures(f, 'method')
+    if fails: lines += ['', '## Failed runs (recorded; the benchmark went on)', '', *[f'- {x}' for x in fails]]
     return '\n'.join(lines) + '\n'

@@ -1022,11 +1022,13 @@ def bench_baselines(out='bench/baselines', # folder for the CSV and Markdown fil
                     parts=('protocol', 'date', 'htdbu'), # which parts to run (runs of different parts can share a folder)
                     path=None, # the benchmark data folder
                     progress:bool=True, # show progress and print the tables
+                    seeds=None, # split seeds of the DATE part (default: SPLIT_SEEDS; fast: 42, 1)
                    ) -> dict:
     "Run the protocol check and the baseline benchmarks; write one CSV per part and summary.md to `out`; print the tables."
     kw = (dict(date=dict(tables=('boston', 'bank-marketing'), volumes=(100,), epochs=2, max_train_rows=2000, seeds=(42, 1)),
                htdbu=dict(rows=2000, seeds=(42, 123), epochs=2, max_train_rows=3000), protocol=dict(seeds=(42, 1, 2, 3, 4)))
           if fast else dict(date={}, htdbu={}, protocol={}))
+    if seeds is not None: kw['date']['seeds'] = _check_seeds(seeds)
     runs = {'protocol': lambda: real_protocol_check(path=path, **kw['protocol']),
             'date': lambda: bench_date(path=path, progress=progress, **kw['date']),
             'htdbu': lambda: bench_htdbu(path=path, progress=progress, **kw['htdbu'])}

@@ -218,6 +218,7 @@ def _greedy(arms, evaluate, budget, forward):
         if not scores[i] < cur: break
         cur = scores[i]
         chosen = chosen + [i] if forward else [j for j in chosen if j != i]
+    if chosen and not cur < base: chosen, cur = [], base   # backward can stop at a set worse than no rows: then it keeps none
     return Selection('forward' if forward else 'backward', arms, chosen, pd.DataFrame(log, columns=['step', 'arm', 'seed', 'error', 'reward']),
                      base, cur, fits, time.perf_counter() - start)
 

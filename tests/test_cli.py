@@ -55,11 +55,27 @@ def test_demo_on_a_table_date_cannot_use_still_reports(tmp_path):
 
 
 def test_bench_date_on_a_bundled_table(tmp_path):
-    r = run('bench', 'date', '--tables', 'breast-cancer', '--baselines', 'interpolation', '--out', str(tmp_path))
+    r = run('bench', 'date', '--tables', 'breast-cancer', '--baselines', 'interpolation', '--seeds', '42', '1', '--out', str(tmp_path))
     assert r.returncode == 0, r.stderr
     f = pd.read_csv(tmp_path/'date.csv')
     assert {'real', 'DATE', 'DATE, no refinement', 'DATE, greedy selection', 'interpolation'} == set(f.method)
-    assert '## Targets' in (tmp_path/'summary.md').read_text() and '## Targets' in r.stdout
+    assert sorted(f.seed.unique()) == [1, 42] and f.error.notna().all()
+    assert '## Targets' in (tmp_path/'summary.md').read_text() and '## Targets' in r.stdout and 'Split seeds: 42, 1.' in r.stdout
+
+
+def test_bench_date_on_a_file_of_ones_own(tmp_path):
+    # Before: the DATE benchmark took only bundled names. A file of one's own, here one that repeats most of its rows
+    # (which made the interpolation baseline raise CopyError and stopped the benchmark), with its target.
+    from test_privacy import duplicate_heavy
+    duplicate_heavy().to_csv(tmp_path/'mine.csv', index=False)
+    r = run('bench', 'date', '--table', str(tmp_path/'mine.csv'), '--target', 'y', '--baselines', 'interpolation', 'independent',
+            '--seeds', '3', '4', '--jobs', '2', '--out', str(tmp_path/'out'))
+    assert r.returncode == 0, r.stderr
+    f = pd.read_csv(tmp_path/'out'/'date.csv')
+    assert set(f.table) == {'mine'} and sorted(f.seed.unique()) == [3, 4] and f.error.notna().all(), f
+    assert '## DATE paired with each method' in r.stdout
+    bad = run('bench', 'date', '--table', str(tmp_path/'mine.csv'), '--out', str(tmp_path/'x'))
+    assert bad.returncode == 2 and '--table needs --target' in bad.stderr and not (tmp_path/'x').exists()
 
 
 def test_bench_hybrid_fast(tmp_path):

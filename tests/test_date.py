@@ -89,3 +89,16 @@ def test_missing_values_that_the_tree_splits_on():
         warnings.simplefilter('ignore')
         d = DATESynthesizer(random_state=0).fit(tr, 'spend', validation=va)
     assert d.guided_.arms and all(np.isfinite(a.delta) for a in d.guided_.arms)
+
+
+def test_the_benchmark_records_a_failing_generator_and_goes_on(tmp_path):
+    # Before: a generator that raised (CopyError on a table of few distinct rows) stopped date_benchmark and lost every result.
+    from tabsynth.date import date_benchmark
+    coarse = pd.DataFrame({'a': ['x', 'y'] * 60, 'b': ['u', 'u', 'v', 'v'] * 30, 'y': ['p', 'q', 'q'] * 40})   # 12 distinct rows
+    f = date_benchmark({'coarse': coarse, 'wine': 'wine'}, target='y', variants={}, baselines=('independent', 'interpolation'),
+                       seeds=(42, 1), out=tmp_path, progress=False)
+    bad = f[(f.table == 'coarse') & (f.method == 'independent')]
+    assert len(bad) == 2 and bad.error.isna().all() and bad.note.str.startswith('failed: CopyError').all(), bad
+    assert f[(f.table == 'wine')].error.notna().all() and set(f[f.table == 'wine'].method) == {'real', 'independent', 'interpolation'}
+    text = (tmp_path/'summary.md').read_text()
+    assert '## Failed runs' in text and 'coarse, 42, independent: failed: CopyError' in text and 'failed (2/2)' in text

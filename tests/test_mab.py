@@ -105,3 +105,12 @@ def test_mds_drops_only_what_it_must():
     sel = mds(_arms(), evaluate, alpha=1.0, budget=300, random_state=0)
     assert 5 not in sel.accepted and {0, 1} <= set(sel.accepted), sel.to_frame()
     assert sel.error < sel.base_error and sel.status[5]['verdict'].startswith('dropped')
+
+
+def test_backward_greedy_never_ends_worse_than_no_rows():
+    "Every arm hurts together and removing any one alone does not help: backward greedy used to stop at all six, above the base error."
+    def evaluate(rows, seed=0):
+        n = 0 if rows is None else len(set(rows['arm_id']))
+        return 0.30 if n == 0 else 0.40 + 0.01 * (6 - n)   # fewer arms is worse, until none
+    b = backward_greedy(_arms(), evaluate)
+    assert b.accepted == [] and b.error == b.base_error == 0.30, b
