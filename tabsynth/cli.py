@@ -40,7 +40,7 @@ def _demo_date(ds, parts, seed, out, files, say) -> dict:
     write_atomic(files['date'], rows.to_csv(index=False))
     say(f"DATE (offline proposer, rho {rep.rho:g}): {rep.discovery['blocks']} blocks, {rep.generation['arms']} arms, {len(rows)} row{'' if len(rows) == 1 else 's'} chosen; "
         f"decision-tree test {before['measure']}: {before['score']:.3f} on the real rows, {after['score']:.3f} with DATE's rows")
-    if not len(rows): say("  (DATE keeps only batches that lower a model's validation error; on a table one tree already fits this well, none did. "
+    if not len(rows): say("  (DATE keeps only batches that lower a model's validation error on average over refits, and never a set that raises it; on a table one tree already fits this well, none did. "
                           "`tabsynth demo --dataset wine` shows it adding rows, and the DATE benchmark measures it on the paper's tables)")
     return {'rows': len(rows), 'measure': before['measure'], 'real': before['score'], 'with DATE': after['score'], 'report': rep.to_dict()}
 
@@ -517,7 +517,7 @@ def run_date(input, # a CSV or Parquet file with a target column
             f"{rep.generation['arms']} candidate batches, {len(syn):,} rows selected")
         for note in rep.notes: say(f"note: {note}")
         if not len(syn):
-            say("DATE selected no rows: its selection keeps only batches that lower a shared model's validation error, and none did here "
+            say("DATE selected no rows: its selection keeps only batches that lower a shared model's validation error on average over refits, and never a set that raises it; none did here "
                 "(a table that one tree already fits well leaves little to add). Try --selection all (every batch that improved on its own), "
                 "--iterations 5, or a larger --rho")
         report = {**_report_head('date', facts, target, seed, llm), 'split': {'sizes': [round(x, 6) for x in sizes], 'rows': [len(p) for p in parts]},

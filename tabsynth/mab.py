@@ -186,12 +186,12 @@ def mds(arms:list, # candidate arms (rule, rows, rho), e.g. Guided.arms of one s
         else: status[top]['verdict'] = 'rejected'
     bar.close()
     final, fits = evaluate(_pool(arms, accepted), 0), done + len(alone) + 2
-    while accepted and not final < base:   # the promise: the accepted set lowers the error it is reported with, or nothing is accepted
+    while accepted and not final <= base:   # the promise: the accepted set never raises the error it is reported with
         trials = {i: evaluate(_pool(arms, [j for j in accepted if j != i]), 0) if len(accepted) > 1 else base for i in accepted}
         fits += len(accepted) - (len(accepted) == 1)
         drop = min(trials, key=lambda i: (trials[i], -accepted.index(i)))   # the arm whose removal lowers the error most (the latest on ties)
         accepted.remove(drop); final = trials[drop]
-        status[drop]['verdict'] = 'dropped: with it the accepted set did not lower the validation error'
+        status[drop]['verdict'] = 'dropped: with it the accepted set raised the validation error'
     return Selection('mds', arms, accepted, pd.DataFrame(log, columns=['step', 'arm', 'seed', 'error', 'gain', 'diversity', 'reward']),
                      base, final, fits, time.perf_counter() - start, status)
 
@@ -218,7 +218,7 @@ def _greedy(arms, evaluate, budget, forward):
         if not scores[i] < cur: break
         cur = scores[i]
         chosen = chosen + [i] if forward else [j for j in chosen if j != i]
-    if chosen and not cur < base: chosen, cur = [], base   # backward can stop at a set worse than no rows: then it keeps none
+    if chosen and not cur <= base: chosen, cur = [], base   # backward can stop at a set worse than no rows: then it keeps none
     return Selection('forward' if forward else 'backward', arms, chosen, pd.DataFrame(log, columns=['step', 'arm', 'seed', 'error', 'reward']),
                      base, cur, fits, time.perf_counter() - start)
 
