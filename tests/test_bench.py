@@ -21,6 +21,8 @@ def test_bench_baselines_fast(tmp_path):
     date = pd.read_csv(out/'date.csv')
     assert set(date.generator) == {'real', 'gaussian_copula', 'ctgan', 'interpolation'}
     assert date.error.notna().all() and (date.query("generator != 'real'").fit_s > 0).all()
+    assert sorted(date.seed.unique()) == [1, 42] and date.groupby(['table', 'generator', 'volume']).size().eq(2).all()   # every run on both split seeds
+    assert 'Split seeds: 42, 1.' in r.stdout and ' ± ' in r.stdout
     htdbu = pd.read_csv(out/'htdbu.csv')
     assert htdbu.generator.iloc[0] == 'TRTR (real)' and htdbu.accuracy.iloc[0] > 0.85
     gc = htdbu[htdbu.generator == 'gaussian_copula']
