@@ -415,7 +415,9 @@ class Schema:
     def __len__(self): return len(self.columns)
     def __iter__(self): return iter(self.columns)
     def __contains__(self, name): return name in self.names
-    def is_label(self, name): return name == self.target and self.task == 'classification'  # a class label: categorical to models, whatever its values
+    def is_label(self, name:str) -> bool:
+        "Is the column `name` a class label, the target of a classification task? Models treat a label as categorical, whatever its values."
+        return name == self.target and self.task == 'classification'
 
     def __getitem__(self, name):
         for c in self.columns:
