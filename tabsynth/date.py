@@ -15,7 +15,7 @@ from .dgr import discover, _whole, _check_rho
 from .llm import InterpolationProposer, guided_generation
 from .mab import mds, forward_greedy, backward_greedy, top_k, model_evaluator
 from .evaluation import (augmentation_error, _fit_sample, _markdown, _check_seeds, failure, failures, make_generator, over_seeds,
-                                 PAPER_REAL, SPLIT_SEEDS)
+                                 seed_cell, PAPER_REAL, SPLIT_SEEDS)
 
 # %% auto #0
 __all__ = ['SELECTIONS', 'RHO_GRID', 'PAPER_DATE', 'VARIANTS', 'DATEReport', 'DATESynthesizer', 'bench_tables', 'date_benchmark']
@@ -317,20 +317,13 @@ def date_benchmark(tables=tuple(PAPER_REAL), # DATE tables by name, or your own:
         write_atomic(out/'summary.md', _date_summary(f, variants))
     return f
 
-def _cell(r, vol) -> str:
-    "One method on one table over the split seeds: mean ± std (mean volume) · seeds below real / seeds it ran on."
-    if r['failed'] == r['seeds']: return f"failed ({int(r['seeds'])}/{int(r['seeds'])})"
-    s = f"{r['mean']:.3f} ± {r['std']:.3f} ({vol:.0f})"
-    if r['method'] != 'real': s += f" · {int(r['below real'])}/{int(r['seeds'] - r['failed'])}"
-    return s + (f" ({int(r['failed'])} failed)" if r['failed'] else '')
-
 def _date_summary(f, variants) -> str:
     "The benchmark as Markdown: errors over split seeds, DATE paired with each method seed by seed, then the targets with the values measured."
     runs, paper = f[~f.method.str.startswith('paper')], f[f.method.str.startswith('paper')]
     seeds, tables = list(dict.fromkeys(runs.seed.astype(int))), list(dict.fromkeys(f.table))
     s = over_seeds(runs, 'method', 'real')
     vol = runs.groupby(['table', 'method'], sort=False).volume.mean()
-    s['cell'] = [_cell(r, vol[(r['table'], r['method'])]) for _, r in s.iterrows()]
+    s['cell'] = [seed_cell(r, volume=vol[(r['table'], r['method'])]) for _, r in s.iterrows()]
     cells = pd.concat([s[['table', 'method', 'cell']], paper.assign(cell=[f"{e:.3f} ({int(v)})" for e, v in zip(paper.error, paper.volume)])[['table', 'method', 'cell']]])
     pivot = cells.pivot(index='table', columns='method', values='cell')
     order = ['real', *variants, *[m for m in runs.method.unique() if m not in ('real', *variants)], 'paper: Real', 'paper: DATE (deepseek-r1)']

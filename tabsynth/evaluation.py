@@ -960,10 +960,10 @@ def over_seeds(df:pd.DataFrame, # one row per table, method and split seed, with
                     'change %': float(np.mean(100 * (1 - ok.to_numpy() / paired.to_numpy()))) if len(ok) else np.nan})
     return pd.DataFrame(out)
 
-def seed_cell(r, reference:str='real') -> str:
-    "One `over_seeds` row as a table cell: mean ± std over the seeds, and below-reference/seeds (failures named)."
+def seed_cell(r, reference:str='real', volume:float|None=None) -> str:
+    "One `over_seeds` row as a table cell: mean ± std over the seeds, the mean synthetic `volume` if given, and below-reference/seeds (failures named)."
     if r['failed'] == r['seeds']: return f"failed ({int(r['seeds'])}/{int(r['seeds'])})"
-    s = f"{r['mean']:.3f} ± {r['std']:.3f}" if r['seeds'] > 1 else f"{r['mean']:.3f}"
+    s = (f"{r['mean']:.3f} ± {r['std']:.3f}" if r['seeds'] > 1 else f"{r['mean']:.3f}") + (f" ({volume:.0f})" if volume is not None else '')
     if r.get(f'below {reference}') is not None and r.get('method', r.get('generator')) != reference: s += f" · {int(r[f'below {reference}'])}/{int(r['seeds'] - r['failed'])}"
     return s + (f" ({int(r['failed'])} failed)" if r['failed'] else '')
 
