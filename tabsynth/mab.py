@@ -13,7 +13,8 @@ from .rules import overlap, RuleError
 from .dgr import _whole
 
 # %% auto #0
-__all__ = ['model_evaluator', 'diversity', 'Selection', 'mds', 'forward_greedy', 'backward_greedy', 'top_k']
+__all__ = ['model_evaluator', 'diversity', 'Selection', 'mds', 'forward_greedy', 'backward_greedy', 'top_k',
+           'downstream_evaluator', 'Rejects', 'successive_rejects']
 
 # %% ../nbs/06_mab.ipynb #37534c49
 def model_evaluator(discovery, # what discover found on `train`
@@ -248,3 +249,93 @@ def top_k(arms:list, # candidate arms
     err = evaluate(_pool(arms, chosen), 0) if evaluate else float('nan')
     return Selection('top-k', arms, chosen, pd.DataFrame(columns=['step', 'arm', 'seed', 'error', 'reward']), base, err,
                      2 if evaluate else 0, time.perf_counter() - start)
+
+# %% ../nbs/06_mab.ipynb #084cfe6b
+def downstream_evaluator(train:pd.DataFrame, # the real training rows
+                         validation:pd.DataFrame, # validation rows (never the test rows)
+                         schema, # the table's Schema, with its target
+                         model:str='tree', # the user's model: 'tree' (the DATE protocol's decision tree) or 'linear'
+                        ):
+    "The user's model as an evaluator: `evaluate(rows, seed)` trains it on the training rows plus `rows` and returns its validation error (the share misclassified, or the MSE)."
+    from tabsynth.evaluation import train_and_score
+    if schema.target is None: raise ValueError("the schema has no target: the downstream model needs one")
+    lack = [c for c in train.columns if c not in validation.columns]
+    if lack: raise KeyError(f"the validation rows lack the columns {lack}: they must have the training rows' columns")
+    def evaluate(rows:pd.DataFrame|None=None, seed:int=0) -> float:
+        data = train if rows is None or not len(rows) else pd.concat([train, rows[train.columns]], ignore_index=True)
+        s = train_and_score(data, validation, schema, model, int(seed), 'training')
+        return 1 - s['accuracy'] if schema.task == 'classification' else s['mse']
+    evaluate.validation_rows, evaluate.model = len(validation), model
+    return evaluate
+
+@dataclass
+class Rejects:
+    "What successive rejects found: the chosen arm, every pull, and the order in which the others were rejected."
+    names: list # the arms' names
+    best: int # the chosen arm's position
+    log: pd.DataFrame # one row per pull: arm, pull, seed, error, seconds
+    rejected: list # positions of the rejected arms, first rejected first
+    stopped: str # 'budget spent' or why the pulls stopped early
+    seconds: float
+
+    def to_frame(self) -> pd.DataFrame:
+        "One row per arm: pulls, mean and std of the validation error, the phase it was rejected in (NaN: never), chosen or not."
+        g = self.log.groupby('arm')['error']
+        return pd.DataFrame({'arm': self.names, 'pulls': [int(g.size().get(i, 0)) for i in range(len(self.names))],
+                             'mean error': [g.mean().get(i, np.nan) for i in range(len(self.names))],
+                             'std': [g.std().get(i, np.nan) for i in range(len(self.names))],
+                             'rejected in phase': [self.rejected.index(i) + 1 if i in self.rejected else np.nan for i in range(len(self.names))],
+                             'chosen': [i == self.best for i in range(len(self.names))]}).set_index('arm')
+
+    def __repr__(self):
+        return f"Rejects(chose {self.names[self.best]!r} of {len(self.names)} arms after {len(self.log)} pulls in {self.seconds:.1f} s; {self.stopped})"
+
+    def _repr_html_(self):
+        return f"<h4>Successive rejects</h4><p>{repr(self)[8:-1]}</p>" + self.to_frame().to_html(float_format='%.4g')
+
+    def plot(self, ax=None):
+        "The validation error of every pull by arm, the chosen arm in green."
+        import matplotlib.pyplot as plt, seaborn as sns
+        if ax is None: _, ax = plt.subplots(figsize=(6, 3.2))
+        f = self.log.assign(arm=[str(self.names[i]) for i in self.log['arm']], chosen=self.log['arm'] == self.best)
+        sns.stripplot(data=f, x='arm', y='error', hue='chosen', order=[str(n) for n in self.names], palette={True: 'tab:green', False: 'tab:grey'}, ax=ax, size=4)
+        ax.set(xlabel='arm', ylabel='validation error', title=f"successive rejects: {self.names[self.best]} chosen")
+        return ax
+
+def successive_rejects(names:list, # the arms (e.g. volumes), in order of preference on ties (the first wins a tie)
+                       pull, # pull(i, seed) -> the validation error of arm i at that seed
+                       budget:int=21, # pulls in all (at least one per arm)
+                       time_budget:float|None=None, # stop pulling after this many seconds and choose on the pulls made
+                       random_state:int=0, # seeds the pulls
+                       progress:bool=False,
+                      ) -> Rejects:
+    "Best-arm identification by successive rejects: each phase brings the surviving arms to their share of the pulls and rejects the one with the highest mean error; pull j of every arm uses seed j."
+    names = list(names)
+    if not names: raise ValueError("names is empty: give at least one arm")
+    _whole('budget', budget, len(names)); _whole('random_state', random_state, 0)
+    if time_budget is not None and not (isinstance(time_budget, (int, float)) and time_budget > 0):
+        raise ValueError(f"time_budget={time_budget!r} must be a positive number of seconds, or None")
+    start, K = time.perf_counter(), len(names)
+    sched = _schedule(K, budget)
+    seeds = [int(v) for v in np.random.default_rng(random_state).integers(2**31, size=sched[-1])]
+    errs, log, active, rejected, stopped = {i: [] for i in range(K)}, [], list(range(K)), [], 'budget spent'
+    from tqdm.auto import tqdm
+    bar = tqdm(total=sum(sched[:K - 1]) + sched[-1] if K > 1 else sched[0], desc='successive rejects', disable=not progress)
+    mean = lambda i, m: float(np.mean(errs[i][:m]))
+    for k in range(max(K - 1, 1)):
+        for i in active:
+            while len(errs[i]) < sched[k]:
+                if time_budget is not None and time.perf_counter() - start > time_budget and all(errs[a] for a in active):
+                    stopped = f"time budget ({time_budget:g} s) spent in phase {k + 1}"; break
+                t = time.perf_counter(); e = float(pull(i, seeds[len(errs[i])]))
+                errs[i].append(e); bar.update(1)
+                log.append({'arm': i, 'pull': len(errs[i]), 'seed': seeds[len(errs[i]) - 1], 'error': e, 'seconds': time.perf_counter() - t})
+            if stopped != 'budget spent': break
+        if stopped != 'budget spent' or K == 1: break
+        m = min(len(errs[i]) for i in active)   # compare on the seeds every surviving arm has seen
+        worst = max(active, key=lambda i: (mean(i, m), active.index(i)))
+        active.remove(worst); rejected.append(worst)
+    bar.close()
+    m = min(len(errs[i]) for i in active)
+    best = min(active, key=lambda i: (mean(i, m), names.index(names[i])))
+    return Rejects(names, best, pd.DataFrame(log, columns=['arm', 'pull', 'seed', 'error', 'seconds']), rejected, stopped, time.perf_counter() - start)

@@ -16,9 +16,9 @@ from scipy.stats import norm as _norm
 from .core import Schema, write_atomic, _closest, _py, _is_null, _is_number, _converter, _Bad, _ISO_DATE, _to_number, _to_bool, _to_datetime, _to_text
 
 # %% auto #0
-__all__ = ['OPS', 'RuleError', 'Col', 'Condition', 'Predicate', 'Interval', 'Region', 'Conjunction', 'Rule', 'parse_rule',
-           'coverage', 'overlap', 'Distribution', 'Implication', 'Template', 'Violations', 'Repaired',
-           'sdv_constraints', 'bench_mask']
+__all__ = ['OPS', 'RELATION_KINDS', 'RuleError', 'Col', 'Condition', 'Predicate', 'Interval', 'Region', 'Conjunction', 'Rule',
+           'parse_rule', 'coverage', 'overlap', 'Distribution', 'Implication', 'Template', 'Violations', 'Repaired',
+           'Relation', 'Relations', 'find_relations', 'sdv_constraints', 'bench_mask']
 
 # %% ../nbs/03_rules.ipynb #3d599946
 OPS = ('<', '<=', '>', '>=', '==', '!=', 'in', 'not in')
@@ -1313,6 +1313,214 @@ def sample_skeleton(self:Template,
             out[c] = pd.to_datetime(out[c]) if k == 'datetime' else out[c].astype(_SKELETON_DTYPES[k])
     else: out = out.infer_objects()
     return out
+
+# %% ../nbs/03_rules.ipynb #ea09bc92
+RELATION_KINDS = ('determines', 'band', 'order')
+
+@dataclass(frozen=True)
+class Relation:
+    "A relation between two columns that every row of the frame it was found on keeps; `broken` finds the rows that do not, `repair` mends them."
+    kind: str # 'determines': each value of `source` fixes `target`; 'band': some levels of `target` own a range of `source`; 'order': source <= target
+    source: str # the column that decides (the smaller one, for 'order')
+    target: str # the column decided (the larger one, for 'order')
+    table: tuple = () # 'determines': (source value, target value) pairs; 'band': (lo, hi, level, owned) runs with lo < source <= hi
+    rows: int = 0 # rows it was found on (both values present)
+    evidence: float = 0.0 # log10 of the chance that independent columns keep it on that many rows (the lower, the stronger)
+
+    def __str__(self):
+        if self.kind == 'order': return f"{self.source} <= {self.target}"
+        if self.kind == 'determines':
+            shown = ', '.join(f"{_show(a)} -> {_show(b)}" for a, b in self.table[:3])
+            return f"{self.source} determines {self.target} ({shown}{', ...' if len(self.table) > 3 else ''})"
+        owned = [f"{_show(lv)} iff {self.source} in ({_bound(lo)}, {_bound(hi)}]" for lo, hi, lv, own in self.table if own]
+        return f"{self.source} decides {self.target}: {'; '.join(owned[:3])}{'; ...' if len(owned) > 3 else ''}"
+
+    def _band(self, x):
+        "For each value of the source: the position of its run in `table`."
+        return np.searchsorted(np.array([hi for _, hi, _, _ in self.table], dtype=float), x, side='left')
+
+    def broken(self, df:pd.DataFrame) -> np.ndarray:
+        "The rows that break the relation (a missing value on either side breaks nothing)."
+        s, t = df[self.source], df[self.target]
+        both = (s.notna() & t.notna()).to_numpy()
+        if self.kind == 'order':
+            return both & (s.astype(float).to_numpy() > t.astype(float).to_numpy())
+        if self.kind == 'determines':
+            want = s.map(dict(self.table))
+            return both & want.notna().to_numpy() & (want.to_numpy(object) != t.to_numpy(object))
+        run = self._band(s.astype(float).to_numpy())
+        level = np.array([lv for _, _, lv, _ in self.table], dtype=object)[run]
+        owned = np.array([own for *_, own in self.table], dtype=bool)[run]
+        tv = t.to_numpy(object)
+        owners = pd.Series(tv).isin([lv for _, _, lv, own in self.table if own]).to_numpy()
+        return both & ~np.where(owned, tv == level, ~owners)
+
+    def repair(self, df:pd.DataFrame) -> pd.DataFrame:
+        "A copy of `df` where the broken rows are mended: 'order' swaps the two values, 'determines' sets the target, 'band' sets the level the source's run calls for."
+        out, bad = df.copy(), self.broken(df)
+        if not bad.any(): return out
+        if self.kind == 'order':
+            a, b = out.loc[bad, self.source].to_numpy(), out.loc[bad, self.target].to_numpy()
+            out.loc[bad, self.source], out.loc[bad, self.target] = b, a
+        elif self.kind == 'determines':
+            out[self.target] = out[self.target].astype(object)
+            out.loc[bad, self.target] = out.loc[bad, self.source].map(dict(self.table)).to_numpy(object)
+        else:
+            out[self.target] = out[self.target].astype(object)
+            run = self._band(out.loc[bad, self.source].astype(float).to_numpy())
+            out.loc[bad, self.target] = np.array([lv for _, _, lv, _ in self.table], dtype=object)[run]
+        return out
+
+    def to_dict(self) -> dict:
+        "The relation as plain JSON-ready values."
+        return {'kind': self.kind, 'source': self.source, 'target': self.target, 'relation': str(self), 'rows': self.rows,
+                'evidence': round(self.evidence, 1), 'table': [[_py(v) for v in r] if isinstance(r, tuple) else r for r in self.table]}
+
+def _bound(v): return '-inf' if v == -_INF else 'inf' if v == _INF else f"{v:g}"
+
+# %% ../nbs/03_rules.ipynb #7f1a9e5c
+class Relations:
+    "The relations found in a table, each kept by every row it was found on: count the rows that break them, and mend them."
+    def __init__(self, relations:list, rows:int=0, name:str|None=None):
+        self.relations, self.rows, self.name = list(relations), rows, name
+    def __len__(self): return len(self.relations)
+    def __iter__(self): return iter(self.relations)
+    def __getitem__(self, i): return self.relations[i]
+
+    def to_frame(self) -> pd.DataFrame:
+        "One row per relation: kind, columns, the relation in words, rows it was found on, and its evidence."
+        return pd.DataFrame([{'kind': r.kind, 'source': r.source, 'target': r.target, 'relation': str(r), 'rows': r.rows,
+                              'evidence (log10 chance)': r.evidence} for r in self],
+                            columns=['kind', 'source', 'target', 'relation', 'rows', 'evidence (log10 chance)'])
+
+    def broken(self, df:pd.DataFrame) -> np.ndarray:
+        "The rows that break at least one relation."
+        out = np.zeros(len(df), bool)
+        for r in self: out |= r.broken(df)
+        return out
+
+    def check(self, df:pd.DataFrame) -> pd.DataFrame:
+        "Per relation: the rows of `df` that break it, as a count and a share."
+        n = max(len(df), 1)
+        f = self.to_frame()[['kind', 'relation']]
+        f['broken'] = [int(r.broken(df).sum()) for r in self]
+        f['share'] = f['broken'] / n
+        return f
+
+    def repair(self, df:pd.DataFrame) -> Repaired:
+        "Mend the rows that break a relation (swap an order, set a determined value); rows that still break one (two relations at odds) are rejected with the reason."
+        out, counts = df.copy(), []
+        for r in self:
+            b = r.broken(out)
+            out = r.repair(out)
+            counts.append({'relation': str(r), 'broken': int(b.sum())})
+        reasons = pd.Series('', index=out.index, dtype=object)
+        for r, c in zip(self, counts):
+            b = r.broken(out)
+            c['rejected'] = int(b.sum()); c['repaired'] = c['broken'] - c['rejected']
+            reasons[b & (reasons == '').to_numpy()] = f"breaks the relation {r} after the repair of the others"
+        bad = (reasons != '').to_numpy()
+        report = pd.DataFrame(counts, columns=['relation', 'broken', 'repaired', 'rejected']).set_index('relation')
+        return Repaired(out[~bad], df[bad].assign(reason=reasons[bad]), report)
+
+    def to_dict(self) -> list:
+        "The relations as plain JSON-ready values."
+        return [r.to_dict() for r in self]
+
+    def __repr__(self):
+        kinds = pd.Series([r.kind for r in self], dtype=object).value_counts().to_dict()
+        return f"Relations({len(self)} found on {self.rows} rows of {self.name or 'the table'}: {kinds})"
+
+    def _repr_html_(self):
+        return f"<h4>{len(self)} relations found on {self.rows:,} rows</h4>" + self.to_frame().to_html(index=False, float_format='%.1f')
+
+# %% ../nbs/03_rules.ipynb #7a33aa83
+def _chance_determines(a_codes, b_codes):
+    "log10 of the chance that, with independent columns, every value of `a` would meet one value of `b` only."
+    p = np.bincount(b_codes) / len(b_codes)
+    n = np.bincount(a_codes)
+    return float(sum(np.log10(np.sum(p ** k)) for k in n[n > 1]))
+
+def _determines(d, a, b):
+    "The (a value, b value) table when `b` is a function of `a` in the rows `d`, else None."
+    ca, ua = pd.factorize(d[a], sort=True)
+    cb, ub = pd.factorize(d[b], sort=True)
+    if len(ua) < 2 or len(ub) < 2: return None
+    pairs = np.unique(ca.astype(np.int64) * len(ub) + cb)
+    if len(pairs) != len(ua): return None
+    return tuple((_py(ua[k // len(ub)]), _py(ub[k % len(ub)])) for k in pairs), _chance_determines(ca, cb)
+
+def _band_runs(x, t, min_rows):
+    "The runs of `t` along the sorted values of `x`: (lo, hi, level, owned) with lo < x <= hi, and the chance, or None when no level owns a range."
+    cb, ub = pd.factorize(t, sort=True)
+    if len(ub) < 2: return None
+    u, inv = np.unique(x, return_inverse=True)
+    lo_c, hi_c = np.full(len(u), len(ub)), np.full(len(u), -1)
+    np.minimum.at(lo_c, inv, cb); np.maximum.at(hi_c, inv, cb)
+    pure = np.where(lo_c == hi_c, lo_c, -1)                       # the one level at each distinct value, or -1 where levels mix
+    starts = np.flatnonzero(np.r_[True, pure[1:] != pure[:-1]])   # runs of one level (or of mixing)
+    ends = np.r_[starts[1:], len(u)] - 1
+    level = pure[starts]
+    mixed = set(np.unique(cb[pure[inv] == -1]).tolist())         # the levels met where levels mix
+    counts = np.bincount(cb, minlength=len(ub))
+    owned_level = [L for L in range(len(ub)) if (level == L).sum() == 1 and L not in mixed and counts[L] >= min_rows]
+    if not owned_level: return None
+    chance = float(sum(counts[L] * np.log10(counts[L] / len(cb)) for L in owned_level))
+    cut = lambda i: (u[ends[i]] + u[starts[i + 1]]) / 2 if i + 1 < len(starts) else _INF
+    runs, i = [], 0
+    while i < len(starts):
+        lo = runs[-1][1] if runs else -_INF
+        if level[i] in owned_level:
+            runs.append((lo, cut(i), _py(ub[level[i]]), True)); i += 1; continue
+        j = i
+        while j + 1 < len(starts) and level[j + 1] not in owned_level: j += 1
+        inside = (x > lo) & (x <= cut(j))
+        mode = np.bincount(cb[inside], minlength=len(ub)).argmax()   # what a row in a mixed run most often is
+        runs.append((lo, cut(j), _py(ub[mode]), False)); i = j + 1
+    return tuple((float(a), float(b), lv, own) for a, b, lv, own in runs), chance
+
+def find_relations(df:pd.DataFrame, # the rows to learn from (e.g. the training split)
+                   schema:Schema|None=None, # their schema (inferred when None)
+                   max_levels:int=20, # an integer column with at most this many values counts as a code or a label
+                   min_rows:int=10, # a level owns a range of a number only when it has at least this many rows
+                   significance:float=1e-6, # keep a relation when independent columns would keep it with a chance below this
+                   kinds=RELATION_KINDS, # which kinds to look for
+                  ) -> Relations:
+    "The relations every row of `df` keeps: a label fixed by a code or another label ('determines'), a level owning a range of a number ('band'), one number never above another ('order')."
+    schema = Schema.infer(df) if schema is None else schema
+    bad = [k for k in kinds if k not in RELATION_KINDS]
+    if bad: raise ValueError(f"kinds: {bad[0]!r} is not a relation kind{_closest(str(bad[0]), RELATION_KINDS)}; use some of {RELATION_KINDS}")
+    if not 0 < significance < 1: raise ValueError(f"significance={significance!r} must lie in (0, 1), e.g. 1e-6")
+    typed, _ = schema.coerce(df[schema.names])
+    limit = math.log10(significance)
+    few = lambda c: typed[c.name].nunique() <= max_levels
+    labels = [c.name for c in schema if c.kind in ('categorical', 'boolean') or (c.kind == 'integer' and few(c))]
+    numbers = [c.name for c in schema if c.kind in ('numeric', 'integer')]
+    found, fixed = [], set()
+    if 'determines' in kinds:
+        for a in labels:
+            for b in [c.name for c in schema if c.kind != 'text' and c.kind != 'datetime' and c.name != a]:
+                d = typed[[a, b]].dropna()
+                if not len(d): continue
+                got = _determines(d, a, b)
+                if got and got[1] < limit: found.append(Relation('determines', a, b, got[0], len(d), got[1])); fixed.add((a, b))
+    if 'band' in kinds:
+        for x in numbers:
+            for t in labels:
+                if t == x or (x, t) in fixed: continue
+                d = typed[[x, t]].dropna()
+                got = _band_runs(d[x].astype(float).to_numpy(), d[t].to_numpy(object), min_rows) if len(d) else None
+                if got and got[1] < limit: found.append(Relation('band', x, t, got[0], len(d), got[1]))
+    if 'order' in kinds:
+        for a in numbers:
+            for b in numbers:
+                if a == b: continue
+                d = typed[[a, b]].dropna().astype(float)
+                if not len(d) or (d[a] > d[b]).any() or (d[a] == d[b]).all(): continue
+                q = float(np.mean(1 - np.searchsorted(np.sort(d[b].to_numpy()), d[a].to_numpy(), side='left') / len(d)))
+                chance = len(d) * math.log10(q) if q < 1 else 0.0
+                if chance < limit: found.append(Relation('order', a, b, (), len(d), chance))
+    return Relations(found, len(typed), schema.name)
 
 # %% ../nbs/03_rules.ipynb #4ebbc3bc
 def _sdv_rule_class():
