@@ -40,8 +40,8 @@ def _demo_date(ds, parts, seed, out, files, say) -> dict:
     write_atomic(files['date'], rows.to_csv(index=False))
     say(f"DATE (offline proposer, rho {rep.rho:g}): {rep.discovery['blocks']} blocks, {rep.generation['arms']} arms, {len(rows)} row{'' if len(rows) == 1 else 's'} chosen; "
         f"decision-tree test {before['measure']}: {before['score']:.3f} on the real rows, {after['score']:.3f} with DATE's rows")
-    if not len(rows): say("  (DATE keeps only batches that lower a model's validation error on average over refits, and never a set that raises it; on a table one tree already fits this well, none did. "
-                          "`tabsynth demo --dataset wine` shows it adding rows, and the DATE benchmark measures it on the paper's tables)")
+    if not len(rows): say("  (DATE adds rows only when a volume of them lowers the decision tree's validation error, and never a set that raises it; on this split none did. "
+                          "The DATE benchmark measures it over five split seeds on the paper's tables)")
     return {'rows': len(rows), 'measure': before['measure'], 'real': before['score'], 'with DATE': after['score'], 'report': rep.to_dict()}
 
 def _demo_hybrid(ds, parts, seed, out, files, say) -> dict:

@@ -21,7 +21,8 @@ from .dgr import _whole, _typed, _seeded, _short
 # %% auto #0
 __all__ = ['GEMMA', 'rows_schema', 'Parsed', 'parse_rows', 'ReplayCache', 'LLMError', 'Reply', 'Usage', 'LLMClient', 'StubServer',
            'model_file', 'LocalServer', 'llama_server', 'Shot', 'dgr_shots', 'Feedback', 'InterpolationProposer',
-           'rules_schema', 'ParsedRules', 'parse_rules', 'LLMProposer', 'Arm', 'Guided', 'guided_generation']
+           'rules_schema', 'ParsedRules', 'parse_rules', 'LLMProposer', 'Arm', 'Guided', 'label_and_mend',
+           'guided_generation']
 
 # %% ../nbs/05_llm.ipynb #730b13b3
 def _column_schema(c) -> dict:
@@ -565,15 +566,19 @@ class Feedback:
 
 # %% ../nbs/05_llm.ipynb #e76e3cfe
 class InterpolationProposer:
-    "An offline proposer (no LLM): SMOTE-style interpolation between same-label example rows that satisfy the same conjunction of the rule."
+    "An offline proposer (no LLM): SMOTE-style interpolation between example rows that satisfy the same conjunction of the rule (and, by default, share a label)."
     name = 'interpolation (offline, no LLM)'
+    offline = True   # rows cost nothing: DATE may ask it for many
 
     def __init__(self,
                  schema:Schema, # the table's schema (with its target)
                  random_state:int=0, # seeds every draw
                  max_tries:int=20, # rounds of redrawing rows that fail the rule, the schema, or copy a parent
+                 neighbours:int|None=None, # pair a row with one of its this many nearest distinct rows (None: with any row of its group)
+                 same_label:bool=True, # pair rows of one label only (False when a model labels the rows afterwards)
                 ):
-        self.schema, self.max_tries = schema, max_tries
+        if neighbours is not None: _whole('neighbours', neighbours, 1)
+        self.schema, self.max_tries, self.neighbours, self.same_label = schema, max_tries, neighbours, same_label
         self.rng, self.rejects, self.calls = np.random.default_rng(random_state), Counter(), 0
 
     def _pairs(self, rule, ex):
@@ -583,20 +588,30 @@ class InterpolationProposer:
         groups = []
         for term in terms:
             inside = np.flatnonzero(np.asarray(term.mask(ex), dtype=bool))
-            if t is not None and self.schema.task == 'classification':
+            if t is not None and self.schema.task == 'classification' and self.same_label:
                 for _, g in pd.Series(inside).groupby(ex[t].to_numpy()[inside]): groups.append(g.to_numpy())
             else: groups.append(inside)
         return [g for g in groups if len(g) >= 2]
 
-    def _draw(self, ex, groups, n):
+    def _neighbours(self, ex, groups):
+        "Per group: each row's nearest distinct rows of the group (positions in `ex`), or None to pair at random."
+        if self.neighbours is None: return [None] * len(groups)
+        from tabsynth.evaluation import encoder, _as_features, _distinct_neighbours, _row_keys
+        feats = Schema([c for c in self.schema if c.name != self.schema.target], name=self.schema.name)
+        X, keys = encoder(feats, 'linear').fit_transform(_as_features(ex, feats)), _row_keys(ex, self.schema).to_numpy()
+        return [_distinct_neighbours(X[g], keys[g], self.neighbours, g) for g in groups]
+
+    def _draw(self, ex, groups, n, nbrs=None):
         sizes = np.array([len(g) for g in groups], dtype=float)
         which = self.rng.choice(len(groups), size=n, p=sizes / sizes.sum())
         a = np.empty(n, dtype=int); b = np.empty(n, dtype=int)
         for k, g in enumerate(groups):
             m = which == k
             if not m.any(): continue
-            i = self.rng.integers(0, len(g), m.sum()); j = (i + self.rng.integers(1, len(g), m.sum())) % len(g)
-            a[m], b[m] = g[i], g[j]
+            i = self.rng.integers(0, len(g), m.sum())
+            if nbrs is None or nbrs[k] is None: j = g[(i + self.rng.integers(1, len(g), m.sum())) % len(g)]
+            else: j = nbrs[k][i, self.rng.integers(nbrs[k].shape[1], size=m.sum())]
+            a[m], b[m] = g[i], j
         lam = self.rng.random(n)
         A, B = ex.iloc[a].reset_index(drop=True), ex.iloc[b].reset_index(drop=True)
         out = {}
@@ -617,6 +632,7 @@ class InterpolationProposer:
                 examples, # rows to learn from (a DataFrame, e.g. a block's rows), or a list of Shot objects: the real rows of the shots are used
                 n:int, # how many rows
                 feedback=None, # ignored: interpolation does not learn from feedback (the rule it is given can change)
+                strict:bool=True, # raise when fewer than `n` rows can be written; False: return the rows written
                ) -> pd.DataFrame:
         "`n` new rows inside `rule`, interpolated between pairs of example rows; raises with counts when the examples cannot give them."
         if isinstance(n, bool) or not (isinstance(n, (int, np.integer)) and n >= 0): raise ValueError(f"n={n!r} must be a whole number >= 0")
@@ -635,11 +651,11 @@ class InterpolationProposer:
             raise ValueError(f"no two example rows share a conjunction of the rule and a label ({len(ex)} examples, "
                              f"{int(np.asarray(rule.mask(ex), dtype=bool).sum())} inside [{rule}]): give more examples of the rule's region")
         seen = set(map(tuple, ex.astype(str).to_numpy()))
-        kept, fails = [], Counter()
+        kept, fails, nbrs = [], Counter(), self._neighbours(ex, groups)
         for _ in range(self.max_tries):
             need = n - sum(len(k) for k in kept)
             if need <= 0: break
-            cand = self._draw(ex, groups, max(need, 8))
+            cand = self._draw(ex, groups, max(need, 8), nbrs)
             valid, rejects = self.schema.coerce(cand)
             fails.update(rejects['reason'] if len(rejects) else [])
             ok = np.asarray(rule.mask(valid), dtype=bool) if len(valid) else np.zeros(0, bool)
@@ -650,7 +666,7 @@ class InterpolationProposer:
             kept.append(valid[new.to_numpy()].head(need))
         out = pd.concat(kept).reset_index(drop=True) if kept else ex.iloc[:0]
         self.rejects.update(fails)
-        if len(out) < n:
+        if len(out) < n and strict:
             raise ValueError(f"only {len(out)} of {n} rows after {self.max_tries} rounds; redrawn rows: {dict(fails)}. "
                              "The examples are too few or too alike inside the rule: give more examples, or ask for fewer rows")
         return out.head(n)
@@ -1114,6 +1130,26 @@ def _confined(rule, region):
 
 def _note(rec, text): rec['note'] = f"{rec['note']}; {text}" if rec['note'] else text
 
+def label_and_mend(rows:pd.DataFrame, # generated rows
+                   schema:Schema, # the table's schema, with its target
+                   relations=None, # the table's Relations (find_relations on the training rows), or None
+                   labeller=None, # a callable rows -> labels for the target, or None to keep the labels written
+                  ) -> tuple:
+    "Generated rows made to keep the table's relations and labelled: mended, labelled, mended again (a relation may name the target), then kept where the schema takes them. Returns (rows, repairs, rows dropped)."
+    out, repairs, lost = rows.reset_index(drop=True), 0, 0
+    def mend(f):
+        nonlocal repairs, lost
+        if relations is None or not len(relations) or not len(f): return f
+        r = relations.repair(f)
+        repairs += int(r.report['repaired'].sum()); lost += len(r.rejects)
+        return r.valid.reset_index(drop=True)
+    out = mend(out)
+    if labeller is not None and len(out):
+        out[schema.target] = labeller(out)
+        out = mend(out)
+    valid, rejects = schema.coerce(out[schema.names])
+    return valid.reset_index(drop=True), repairs, lost + len(rejects)
+
 def guided_generation(discovery, # what discover found on `train`
                       train:pd.DataFrame, # the frame discover was run on
                       validation:pd.DataFrame, # validation rows: Delta is measured here (never pass the test rows)
@@ -1123,6 +1159,8 @@ def guided_generation(discovery, # what discover found on `train`
                       n_rules:int=3, # refined rules asked per round
                       random_state:int=0, # seeds the models retrained for Delta
                       progress:bool=False, # show a progress bar over the shared models
+                      relations=None, # the table's Relations: rows that break one are mended (or dropped) before they are scored
+                      labeller=None, # a callable rows -> labels that relabels the rows written (None: the proposer's labels)
                      ) -> Guided:
     "DATE's Algorithm 2: per shared model, generate, group by decision path, keep groups within rho, score each by its validation-error change, refine the rules; returns the candidate arms."
     _check_train(discovery, train)
@@ -1171,6 +1209,12 @@ def guided_generation(discovery, # what discover found on `train`
                 rec['written'] = len(G)
                 if not len(G): _note(rec, 'no valid row written'); continue
                 G = G.reset_index(drop=True)
+                if relations is not None or labeller is not None:
+                    G, mended, lost = label_and_mend(G, s, relations, labeller)
+                    if mended: _note(rec, f"{mended} repairs to keep the table's relations")
+                    if lost: _note(rec, f"{lost} rows dropped: they break a relation no repair mends, or the schema")
+                    if labeller is not None: _note(rec, 'labelled by the labeller')
+                    if not len(G): continue
                 copy = _row_keys(G, keyed).isin(real).to_numpy()
                 yg = _codes(discovery, G[s.target])
                 if copy.any(): _note(rec, f"{int(copy.sum())} rows dropped: copies of training or validation rows")

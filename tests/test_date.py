@@ -3,7 +3,7 @@ import json, warnings
 import pandas as pd
 import pytest
 from tabsynth.datasets import load, split
-from tabsynth.date import DATESynthesizer
+from tabsynth.date import DATESynthesizer, CONTROLS
 from tabsynth.llm import LLMClient, LLMProposer, StubServer
 
 
@@ -21,7 +21,7 @@ def test_fit_sample_and_the_report(penguins):
     assert rep.discovery['blocks'] == 1 and len(rep.models) == 1           # one block: one shared model, an ordinary run
     assert len(rows) == rep.rows and len(schema.coerce(rows).rejects) == 0
     json.dumps(rep.to_dict(), default=str)
-    assert set(rep.seconds) == {'discovery', 'generation', 'selection', 'total'}
+    assert set(rep.seconds) == {'discovery', 'generation', 'selection', 'volume', 'total'}
     assert '<h4>DATE run</h4>' in rep._repr_html_()
 
 
@@ -57,7 +57,9 @@ def test_an_llm_that_writes_usable_rows(penguins):
     written = {round(v, 2) for v in rows['bill_length_mm']}
     assert set(d.guided_.rows()['bill_length_mm'].round(2)) <= written
     assert d.report_.proposer['rejects'] == {'repeats_a_row': d.report_.proposer['calls'] * 12 - 12}   # later calls repeat the first: counted, not kept
-    assert len(d.sample()) == d.report_.rows == sum(len(a.rows) for a in d.guided_.arms if a.delta > 0)
+    # an LLM's rows are not free: the volume stage chooses how many of the rows it wrote to keep, and writes none of its own
+    assert len(d.sample()) == d.report_.rows <= sum(len(a.rows) for a in d.guided_.arms)
+    assert set(d.sample()['bill_length_mm'].round(2)) <= written and d.report_.pool['written'] == 0
 
 
 def test_bad_input(penguins):
@@ -99,6 +101,6 @@ def test_the_benchmark_records_a_failing_generator_and_goes_on(tmp_path):
                        seeds=(42, 1), out=tmp_path, progress=False)
     bad = f[(f.table == 'coarse') & (f.method == 'independent')]
     assert len(bad) == 2 and bad.error.isna().all() and bad.note.str.startswith('failed: CopyError').all(), bad
-    assert f[(f.table == 'wine')].error.notna().all() and set(f[f.table == 'wine'].method) == {'real', 'independent', 'interpolation'}
+    assert f[(f.table == 'wine')].error.notna().all() and set(f[f.table == 'wine'].method) == {'real', *CONTROLS, 'independent', 'interpolation'}
     text = (tmp_path/'summary.md').read_text()
     assert '## Failed runs' in text and 'coarse, 42, independent: failed: CopyError' in text and 'failed (2/2)' in text

@@ -1,0 +1,95 @@
+"""Issue 20: DATE's rows pay off without an LLM. They keep the relations the training rows keep, a model labels them,
+the volume is chosen on validation rows, and nothing of the validation rows leaks into them. The tables here are built
+for the test, with a known property, and no benchmark table is named."""
+import numpy as np, pandas as pd, pytest, warnings
+from tabsynth.core import Schema
+from tabsynth.datasets import split
+from tabsynth.date import DATESynthesizer, Labeller
+from tabsynth.dgr import discover
+from tabsynth.evaluation import augmentation_error, _row_keys
+from tabsynth.llm import InterpolationProposer
+from tabsynth.rules import find_relations, Conjunction
+
+
+def clients(n=1500, seed=0):
+    "A table with a band (age -> band), a code and its name, an order (start <= end), and a label that depends on age and start with noise."
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    code = rng.integers(0, 4, n)
+    start = rng.normal(10, 3, n).round(2)
+    f = pd.DataFrame({'age': age, 'band': np.where(age <= 30, 'young', np.where(age <= 55, 'middle', 'senior')),
+                      'edu': np.array(['none', 'school', 'college', 'degree'])[code], 'code': code,
+                      'start': start, 'end': (start + rng.exponential(2, n)).round(2)})
+    signal = np.sin(age / 7) + (start - 10) / 3 + 0.4 * code - 0.6
+    f['label'] = np.where(signal + rng.normal(0, 0.6, n) > 0, 'yes', 'no')
+    return f
+
+
+@pytest.fixture(scope='module')
+def fitted():
+    f = clients()
+    train, valid, test = split(f, 'label', seed=0)
+    schema = Schema.infer(f, target='label')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        d = DATESynthesizer(random_state=0).fit(train, 'label', validation=valid, schema=schema)
+    return d, schema, train, valid, test
+
+
+def test_the_relations_of_the_training_rows_hold_in_every_row(fitted):
+    d, schema, train, valid, test = fitted
+    rel = find_relations(train, schema)
+    kinds = {(r.kind, r.source, r.target) for r in rel}
+    assert {('band', 'age', 'band'), ('determines', 'edu', 'code'), ('order', 'start', 'end')} <= kinds
+    rows = d.sample()
+    assert len(rows) and rel.broken(rows).sum() == 0
+    # the test means something: interpolation alone, without the repair, breaks the band and the code
+    raw = InterpolationProposer(schema, random_state=0, neighbours=5, same_label=False).propose(Conjunction(()), train, 500, strict=False)
+    assert rel.broken(raw).sum() > 0
+    assert len(d.report_.relations) == len(rel)
+
+
+def test_the_rows_lower_the_test_error_and_are_more_than_a_handful(fitted):
+    d, schema, train, valid, test = fitted
+    rows = d.sample()
+    real = augmentation_error(train, test, schema)['score']
+    assert len(rows) >= len(train) // 4                                   # a volume of its own choosing, not a handful
+    assert augmentation_error(train, test, schema, rows)['score'] < real
+    v = d.report_.volume
+    assert v['chosen'].sum() == 1 and int(v[v.chosen]['rows'].iloc[0]) == len(rows)
+    assert v[v.chosen]['mean error'].iloc[0] <= v.loc['none (0 rows)', 'mean error']
+
+
+def test_labels_come_from_the_teacher_and_are_not_all_one_class(fitted):
+    d, schema, train, valid, test = fitted
+    rows = d.sample()
+    shares = rows['label'].value_counts(normalize=True)
+    assert len(shares) == 2 and shares.min() > 0.2
+    teacher = d.labeller_.teacher_
+    from tabsynth.evaluation import _as_features
+    agree = (teacher.predict(_as_features(rows, schema)) == rows['label'].to_numpy()).mean()
+    assert agree > 0.9   # the teacher labels every row outside the blocks whose shared model does better
+
+
+def test_nothing_of_the_validation_rows_leaks(fitted):
+    d, schema, train, valid, test = fitted
+    keys = set(_row_keys(valid, schema)) | set(_row_keys(train, schema))
+    assert not _row_keys(d.pool_, schema).isin(keys).any()
+
+
+def test_none_is_chosen_when_no_volume_helps():
+    "Labels that no feature predicts: no model can help, and DATE must not add rows that raise the error."
+    rng = np.random.default_rng(1)
+    f = pd.DataFrame({'x': rng.normal(size=900), 'z': rng.integers(0, 10, 900), 'label': rng.choice(['a', 'b'], 900)})
+    train, valid, test = split(f, 'label', seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        d = DATESynthesizer(random_state=0, rho=0.3, min_rows=30).fit(train, 'label', validation=valid)
+    v = d.report_.volume
+    assert v[v.chosen]['mean error'].iloc[0] <= v.loc['none (0 rows)', 'mean error']   # the promise, whatever was chosen
+    assert v.loc['none (0 rows)', 'pulls'] >= 1
+
+
+def test_a_labeller_of_the_wrong_kind_says_which_exist():
+    with pytest.raises(ValueError, match="labeller='teach'"): DATESynthesizer(labeller='teach')
+    with pytest.raises(ValueError, match='volumes='): DATESynthesizer(volumes=[-1])
