@@ -77,6 +77,12 @@ class DATEReport:
 # %% ../nbs/07_date.ipynb #a24e10b8
 LABELLERS = ('auto', 'teacher', 'shared', 'proposer')
 
+def _misfit(pred, y, task) -> float:
+    "How far predictions are from the labels: the share missed (classification; compared as text, so 1 and '1' agree) or the MSE."
+    pred, y = pd.Series(pred).to_numpy(), pd.Series(y).to_numpy()
+    if task == 'classification': return float(np.mean(pd.Series(pred).astype(str).to_numpy() != pd.Series(y).astype(str).to_numpy()))
+    return float(np.mean((pred.astype(float) - y.astype(float)) ** 2))
+
 def _teacher(train, schema, seed):
     "Gradient boosting on the training rows only (it stops early on a tenth of them): the labeller of every region."
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -118,10 +124,7 @@ class Labeller:
         self.table_ = pd.DataFrame(recs).set_index('block')
         self.teacher_error_ = self._error(teach, va[s.target])
 
-    def _error(self, pred, y):
-        y = pd.Series(y).to_numpy()
-        if self.schema.task == 'classification': return float(np.mean(pd.Series(pred).astype(str).to_numpy() != pd.Series(y).astype(str).to_numpy()))
-        return float(np.mean((np.asarray(pred, float) - y.astype(float)) ** 2))
+    def _error(self, pred, y): return _misfit(pred, y, self.schema.task)
 
     def _shared(self, model_id, rows):
         "The shared model's labels for `rows`, as values of the target."
@@ -371,9 +374,8 @@ CONTROLS = ('tree, leaf size tuned', 'gradient boosting, real rows')   # no synt
 
 def _score(model, rows, s):
     "Test error % (classification) or MSE of a fitted pipeline on `rows`."
-    pred, y = model.predict(_as_features(rows, s)), rows[s.target].to_numpy()
-    if s.task == 'classification': return 100 * float(np.mean(pd.Series(pred).astype(str).to_numpy() != pd.Series(y).astype(str).to_numpy()))
-    return float(np.mean((np.asarray(pred, float) - y.astype(float)) ** 2))
+    e = _misfit(model.predict(_as_features(rows, s)), rows[s.target], s.task)
+    return 100 * e if s.task == 'classification' else e
 
 def _controls(train, valid, test, s, seed):
     "The honest controls: the protocol's tree with min_samples_leaf chosen on the validation rows, and the teacher (gradient boosting) on the real rows."

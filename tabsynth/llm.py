@@ -597,8 +597,8 @@ class InterpolationProposer:
         "Per group: each row's nearest distinct rows of the group (positions in `ex`), or None to pair at random."
         if self.neighbours is None: return [None] * len(groups)
         from tabsynth.evaluation import encoder, _as_features, _distinct_neighbours, _row_keys
-        feats = Schema([c for c in self.schema if c.name != self.schema.target], name=self.schema.name)
-        X, keys = encoder(feats, 'linear').fit_transform(_as_features(ex, feats)), _row_keys(ex, self.schema).to_numpy()
+        X = encoder(self.schema, 'linear').fit_transform(_as_features(ex, self.schema))   # the feature columns: the target is not a distance
+        keys = _row_keys(ex, self.schema).to_numpy()
         return [_distinct_neighbours(X[g], keys[g], self.neighbours, g) for g in groups]
 
     def _draw(self, ex, groups, n, nbrs=None):

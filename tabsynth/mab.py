@@ -337,5 +337,5 @@ def successive_rejects(names:list, # the arms (e.g. volumes), in order of prefer
         active.remove(worst); rejected.append(worst)
     bar.close()
     m = min(len(errs[i]) for i in active)
-    best = min(active, key=lambda i: (mean(i, m), names.index(names[i])))
+    best = min(active, key=lambda i: (mean(i, m), i))   # a tie goes to the earlier arm
     return Rejects(names, best, pd.DataFrame(log, columns=['arm', 'pull', 'seed', 'error', 'seconds']), rejected, stopped, time.perf_counter() - start)

@@ -77,7 +77,7 @@ def test_nothing_of_the_validation_rows_leaks(fitted):
     assert not _row_keys(d.pool_, schema).isin(keys).any()
 
 
-def test_none_is_chosen_when_no_volume_helps():
+def test_the_promise_holds_when_no_feature_predicts_the_label():
     "Labels that no feature predicts: no model can help, and DATE must not add rows that raise the error."
     rng = np.random.default_rng(1)
     f = pd.DataFrame({'x': rng.normal(size=900), 'z': rng.integers(0, 10, 900), 'label': rng.choice(['a', 'b'], 900)})
