@@ -559,7 +559,7 @@ def _date_summary(f, variants) -> str:
               f"- regression MSE below real (means): {len(reg_ok)} of {len(reg)} ({', '.join(reg_ok) or 'none'})",
               f"- the slowest DATE run: {date_runs['seconds'].max():.0f} s (target: under 300 s on 2 cores)",
               f"- DATE's rows that break a relation the training rows keep: {date_runs['broken %'].max() if 'broken %' in date_runs else float('nan'):.2f} % at most (target: 0)",
-              *[f"- beside it, {c}: mean relative error reduction {runs[runs.method == c][runs.table.isin(cls)]['change %'].mean():.2f} % on the classification tables"
+              *[f"- beside it, {c}: mean relative error reduction {runs[(runs.method == c) & runs.table.isin(cls)]['change %'].mean():.2f} % on the classification tables"
                 for c in CONTROLS if (runs.method == c).any() and cls]]
     fails = failures(f, 'method')
     if fails: lines += ['', '## Failed runs (recorded; the benchmark went on)', '', *[f'- {x}' for x in fails]]
