@@ -112,8 +112,10 @@ class Labeller:
         teach, recs, self.shared_ = self.teacher_.predict(_as_features(va, s)), [], {}
         for b in discovery.blocks:
             rows = block == b.id
-            shared = self._shared(b.model_id, va[rows]) if rows.any() else np.empty(0)
-            e_s, e_t = (self._error(shared, va[s.target][rows]), self._error(teach[rows], va[s.target][rows])) if rows.any() else (np.nan, np.nan)
+            e_s = e_t = np.nan
+            if rows.any():   # both scored on the block's rows the shared model can read
+                shared, y = self._shared(b.model_id, va[rows]), va[s.target][rows].reset_index(drop=True)
+                e_s, e_t = self._error(shared.to_numpy(), y[shared.index]), self._error(teach[rows][shared.index], y[shared.index])
             use = kind == 'shared' or (kind == 'auto' and rows.any() and e_s < e_t)
             if use: self.shared_[b.id] = b.model_id
             recs.append({'block': b.id, 'model': b.model_id, 'validation rows': int(rows.sum()), 'shared model error': e_s,
@@ -126,12 +128,13 @@ class Labeller:
 
     def _error(self, pred, y): return _misfit(pred, y, self.schema.task)
 
-    def _shared(self, model_id, rows):
-        "The shared model's labels for `rows`, as values of the target."
+    def _shared(self, model_id, rows) -> pd.Series:
+        "The shared model's labels for the rows of `rows` it can read, on their positions (a row outside the schema's types is left to the teacher)."
         d = self.discovery
         typed, _ = _typed(self.schema, rows.reset_index(drop=True), [f.column for f in d.features])
-        pred = d.models[model_id].estimator.predict(_inputs(d, typed))
-        return np.array([d.labels[int(i)] for i in pred], dtype=object) if d.task == 'classification' else np.asarray(pred, float)
+        pred = d.models[model_id].estimator.predict(_inputs(d, typed)) if len(typed) else np.empty(0)
+        vals = [d.labels[int(i)] for i in pred] if d.task == 'classification' else np.asarray(pred, float)
+        return pd.Series(vals, index=typed.index, dtype=object if d.task == 'classification' else float)
 
     def __call__(self, rows:pd.DataFrame) -> np.ndarray:
         "The labels of `rows`: per row, its block's shared model where that was chosen, else the teacher."
@@ -140,8 +143,10 @@ class Labeller:
         if self.shared_:
             block = self.discovery.route(rows).to_numpy()
             for b, m in self.shared_.items():
-                hit = block == b
-                if hit.any(): out[hit] = self._shared(m, rows[hit])
+                hit = np.flatnonzero(block == b)
+                if len(hit):
+                    sub = self._shared(m, rows.iloc[hit])
+                    out.iloc[hit[sub.index]] = sub.to_numpy()
         if s.task == 'regression':
             c, v = s[s.target], out.astype(float).to_numpy()
             v = np.clip(v, c.min if c.min is not None else -np.inf, c.max if c.max is not None else np.inf)
