@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from .core import Schema, write_atomic, _closest
 from .datasets import load, split, list_datasets
-from .rules import find_relations, Relations
+from .rules import find_relations, Relations, Conjunction
 from .dgr import discover, _whole, _check_rho, _typed
 from .llm import InterpolationProposer, guided_generation, label_and_mend, _inputs
 from .mab import mds, forward_greedy, backward_greedy, top_k, model_evaluator, successive_rejects, downstream_evaluator
@@ -19,8 +19,8 @@ from .evaluation import (augmentation_error, _fit_sample, _markdown, _check_seed
                                  seed_cell, encoder, feature_columns, _as_features, _row_keys, PAPER_REAL, SPLIT_SEEDS)
 
 # %% auto #0
-__all__ = ['LABELLERS', 'SELECTIONS', 'RHO_GRID', 'VOLUMES', 'PAPER_DATE', 'VARIANTS', 'CONTROLS', 'DATEReport', 'Labeller',
-           'DATESynthesizer', 'bench_tables', 'date_benchmark']
+__all__ = ['LABELLERS', 'SELECTIONS', 'RHO_GRID', 'VOLUMES', 'SCOPES', 'PAPER_DATE', 'VARIANTS', 'BUNDLED_TABLES', 'DATE_TABLES',
+           'CONTROLS', 'DATEReport', 'Labeller', 'DATESynthesizer', 'bench_tables', 'date_benchmark']
 
 # %% ../nbs/07_date.ipynb #f5c6600a
 @dataclass
@@ -162,7 +162,8 @@ class Labeller:
 # %% ../nbs/07_date.ipynb #ec77a8a0
 SELECTIONS = ('mds', 'forward', 'backward', 'top-k', 'all')
 RHO_GRID = (0.02, 0.05, 0.1, 0.2, 0.3)
-VOLUMES = (0, 0.25, 0.5, 1, 2, 5, 10)   # multiples of the training rows the volume stage chooses among
+VOLUMES = (0, 0.25, 0.5, 1, 2, 5, 10, 20)   # multiples of the training rows the volume stage chooses among
+SCOPES = ('table', 'rules')   # where the offline volume stage pairs rows: near rows anywhere, or inside each rule's region
 
 class DATESynthesizer:
     "DATE: DGR discovery, DGR-guided generation and MAB selection, fitted on training rows and scored on validation rows."
@@ -184,6 +185,7 @@ class DATESynthesizer:
                  time_budget:float|None=150, # seconds for those pulls (None: no limit); the choice is made on the pulls done
                  relations:bool=True, # keep the relations every training row keeps (find_relations) in every row written
                  model:str='tree', # the downstream model the volume is chosen for: 'tree' (the DATE protocol) or 'linear'
+                 scope:str='table', # offline volume rows: 'table' (pairs of near rows anywhere, labelled per rule) or 'rules' (pairs inside each region)
                  random_state:int=0, # seeds every step
                  progress:bool=False, # show progress bars
                 ):
@@ -201,11 +203,12 @@ class DATESynthesizer:
         if not vols or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1000 for v in vols):
             raise ValueError(f"volumes={volumes!r}: give a list of multiples of the training rows, each >= 0, e.g. {VOLUMES}")
         if model not in ('tree', 'linear'): raise ValueError(f"model={model!r}: use 'tree' or 'linear'")
+        if scope not in SCOPES: raise ValueError(f"scope={scope!r}: use one of {', '.join(SCOPES)}{_closest(str(scope), SCOPES)}")
         _whole('volume_budget', volume_budget, 1)
         if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or not time_budget > 0):
             raise ValueError(f"time_budget={time_budget!r} must be a positive number of seconds, or None")
         self.labeller, self.volumes, self.volume_budget, self.time_budget = labeller, tuple(sorted(set([0, *vols]))), volume_budget, time_budget
-        self.relations, self.model = relations, model
+        self.relations, self.model, self.scope = relations, model, scope
         self.proposer, self.rho, self.iterations, self.alpha, self.budget, self.pool = proposer, rho, iterations, alpha, budget, pool
         self.n_rules, self.selection, self.min_rows, self.min_coverage = n_rules, selection, min_rows, min_coverage
         self.validation_size, self.random_state, self.progress = validation_size, random_state, progress
@@ -254,7 +257,7 @@ class DATESynthesizer:
         relations = find_relations(train, schema) if self.relations else Relations([], len(train), schema.name)
         labeller = None if self.labeller == 'proposer' else Labeller(disc, train, validation, self.labeller, self.random_state)
         t1 = time.perf_counter()
-        proposer = self.proposer if self.proposer is not None else InterpolationProposer(schema, random_state=self.random_state, neighbours=5,
+        proposer = self.proposer if self.proposer is not None else InterpolationProposer(schema, random_state=self.random_state, neighbours=5, mix='box',
                                                                                          same_label=labeller is None)
         guided = guided_generation(disc, train, validation, proposer, iterations=self.iterations, pool=self.pool, n_rules=self.n_rules,
                                    random_state=self.random_state, progress=self.progress, relations=relations, labeller=labeller)
@@ -296,7 +299,8 @@ class DATESynthesizer:
         info = {'regions': 0, 'regions skipped': 0, 'written': 0, 'repairs': 0, 'dropped': 0, 'copies dropped': 0}
         parts, most = list(chosen), max(self.volumes)
         if getattr(proposer, 'offline', False) and most > 0:
-            regions = [(b.rule, b.rows) for b in disc.blocks] + [(u.rule, u.rows) for u in disc.unassigned]
+            regions = ([(b.rule, b.rows) for b in disc.blocks] + [(u.rule, u.rows) for u in disc.unassigned] if self.scope == 'rules'
+                       else [(Conjunction([]), train.index)])   # 'table': a row's neighbours may lie in the next rule; the labeller reads each row's rule
             for rule, idx in regions:
                 want = int(np.ceil(most * len(idx)))
                 try: G = proposer.propose(rule, train.loc[idx], want, strict=False) if len(idx) >= 2 and want else None
@@ -375,6 +379,8 @@ PAPER_DATE = {'bank-marketing': (20.860, 341), 'electricity': (12.775, 139), 'ma
               'heloc': (34.500, 62), 'credit': (24.790, 149), 'california': (12.915, 301), 'bike': (7.517, 18), 'boston': (11.789, 16)}  # Table I: error, SYN.
 
 VARIANTS = {'DATE': {}, 'DATE, no refinement': {'iterations': 1}, 'DATE, greedy selection': {'selection': 'forward'}}
+BUNDLED_TABLES = ('diabetes', 'breast-cancer', 'wine', 'penguins', 'iris')   # tables no DATE paper names: a method must not be tuned to the nine
+DATE_TABLES = (*PAPER_REAL, *BUNDLED_TABLES)
 CONTROLS = ('tree, leaf size tuned', 'gradient boosting, real rows')   # no synthetic row: what tuning the tree, or its teacher alone, gives
 
 def _score(model, rows, s):
@@ -466,7 +472,7 @@ def _date_runs(name, frame, s, seed, variants, baselines, epochs, max_train_rows
 
 def _indexed(i, task, args): return i, _date_runs(*task, *args)   # a worker's result, with its place in the task list
 
-def date_benchmark(tables=tuple(PAPER_REAL), # DATE tables by name, or your own: see bench_tables
+def date_benchmark(tables=DATE_TABLES, # the DATE tables and the bundled ones by name, or your own: see bench_tables
                    out='bench/date', # folder for date.csv and summary.md (None: write nothing)
                    baselines=('gaussian_copula', 'ctgan', 'interpolation'), # generators of the evaluation notebook
                    variants:dict|None=None, # name -> DATESynthesizer arguments (default: VARIANTS)
@@ -504,7 +510,9 @@ def date_benchmark(tables=tuple(PAPER_REAL), # DATE tables by name, or your own:
     real = f[f.method == 'real'].set_index(['table', 'seed'])['error']
     paper = f[f.method == 'paper: Real'].set_index('table')['error']
     ref = [paper.get(t, np.nan) if m.startswith('paper') else real.get((t, sd), np.nan) for t, m, sd in zip(f.table, f.method, f.seed)]
-    f['change %'] = np.where(f.method == 'real', 0.0, 100 * (1 - f.error.to_numpy(float) / np.asarray(ref, float)))   # paired with real by seed
+    ref = np.asarray(ref, float)
+    with np.errstate(divide='ignore', invalid='ignore'):   # a real error of 0 (a split the tree gets right) has no relative change: NaN
+        f['change %'] = np.where(f.method == 'real', 0.0, np.where(ref > 0, 100 * (1 - f.error.to_numpy(float) / ref), np.nan))   # paired with real by seed
     if out is not None:
         out = Path(out)
         write_atomic(out/'date.csv', f.to_csv(index=False))

@@ -576,9 +576,11 @@ class InterpolationProposer:
                  max_tries:int=20, # rounds of redrawing rows that fail the rule, the schema, or copy a parent
                  neighbours:int|None=None, # pair a row with one of its this many nearest distinct rows (None: with any row of its group)
                  same_label:bool=True, # pair rows of one label only (False when a model labels the rows afterwards)
+                 mix:str='segment', # 'segment': one step along the line between the pair (SMOTE); 'box': each column its own step or parent
                 ):
         if neighbours is not None: _whole('neighbours', neighbours, 1)
-        self.schema, self.max_tries, self.neighbours, self.same_label = schema, max_tries, neighbours, same_label
+        if mix not in ('segment', 'box'): raise ValueError(f"mix={mix!r}: use 'segment' (SMOTE's line between a pair) or 'box' (each column drawn on its own)")
+        self.schema, self.max_tries, self.neighbours, self.same_label, self.mix = schema, max_tries, neighbours, same_label, mix
         self.rng, self.rejects, self.calls = np.random.default_rng(random_state), Counter(), 0
 
     def _pairs(self, rule, ex):
@@ -617,6 +619,7 @@ class InterpolationProposer:
         out = {}
         for c in self.schema:
             x, y = A[c.name], B[c.name]
+            if self.mix == 'box' and c.name != self.schema.target: lam = self.rng.random(n)   # its own step: anywhere in the pair's box
             if c.kind in ('numeric', 'integer'):
                 v = x.astype(float) + lam * (y.astype(float) - x.astype(float))
                 out[c.name] = np.round(v) if c.kind == 'integer' else v
