@@ -954,10 +954,11 @@ def over_seeds(df:pd.DataFrame, # one row per table, method and split seed, with
     for (t, m), g in df.groupby(['table', method], sort=False):
         e = g.set_index('seed')['error'].astype(float)
         ok = e.dropna()
-        paired = ok.index.map(lambda s: ref.get((t, s), np.nan))
+        paired = ok.index.map(lambda s: ref.get((t, s), np.nan)).to_numpy(float)
+        rel = paired > 0   # a reference error of 0 has no relative change: those seeds are left out of it
         out.append({'table': t, method: m, 'mean': ok.mean() if len(ok) else np.nan, 'std': ok.std(ddof=0) if len(ok) else np.nan,
-                    'seeds': len(e), 'failed': int(e.isna().sum()), f'below {reference}': int((ok.to_numpy() < paired.to_numpy()).sum()),
-                    'change %': float(np.mean(100 * (1 - ok.to_numpy() / paired.to_numpy()))) if len(ok) else np.nan})
+                    'seeds': len(e), 'failed': int(e.isna().sum()), f'below {reference}': int((ok.to_numpy() < paired).sum()),
+                    'change %': float(np.mean(100 * (1 - ok.to_numpy()[rel] / paired[rel]))) if rel.any() else np.nan})
     return pd.DataFrame(out)
 
 def seed_cell(r, reference:str='real', volume:float|None=None) -> str:

@@ -27,3 +27,15 @@ def test_bench_baselines_fast(tmp_path):
     assert htdbu.generator.iloc[0] == 'TRTR (real)' and htdbu.accuracy.iloc[0] > 0.85
     gc = htdbu[htdbu.generator == 'gaussian_copula']
     assert len(gc) == 2 and gc[['xmodal', 'positive rate']].drop_duplicates().shape[0] == 2, "seeds must change the samples"
+
+
+def test_a_real_error_of_zero_leaves_that_seed_out_of_the_relative_change():
+    "A split the tree gets right (error 0) has no relative change; it divided by zero and warned before."
+    import warnings
+    import pandas as pd
+    from tabsynth.evaluation import over_seeds
+    df = pd.DataFrame({'table': ['t'] * 4, 'method': ['real', 'real', 'm', 'm'], 'seed': [1, 2, 1, 2], 'error': [0.0, 10.0, 1.0, 5.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        s = over_seeds(df).set_index('method')
+    assert s.loc['m', 'change %'] == 50.0 and s.loc['m', 'below real'] == 1

@@ -93,3 +93,40 @@ def test_the_promise_holds_when_no_feature_predicts_the_label():
 def test_a_labeller_of_the_wrong_kind_says_which_exist():
     with pytest.raises(ValueError, match="labeller='teach'"): DATESynthesizer(labeller='teach')
     with pytest.raises(ValueError, match='volumes='): DATESynthesizer(volumes=[-1])
+
+
+def test_a_shared_model_labels_the_rows_it_can_read_and_the_teacher_the_rest():
+    "A row outside the schema's types (age 20.5 in an integer column, an unknown level) is left to the teacher; it raised 'cannot assign mismatch length' before."
+    f = clients()
+    schema = Schema.infer(f, target='label')
+    train, valid, test = split(f, 'label', seed=0)
+    d = discover(train, 'label', rho=0.2, schema=schema, min_rows=60)
+    assert d.blocks
+    lab = Labeller(d, train, valid, 'shared')
+    rows = test.head(40).reset_index(drop=True)
+    odd = rows.astype({'age': float}).copy()
+    odd.loc[[3, 17], 'age'] = [20.5, 61.5]
+    odd.loc[25, 'edu'] = 'phd'
+    labels = lab(odd)
+    assert len(labels) == len(odd) and pd.Series(labels).isin(['yes', 'no']).all()
+    from tabsynth.evaluation import _as_features
+    teacher = lab.teacher_.predict(_as_features(odd, schema))
+    readable = np.setdiff1d(np.arange(len(odd)), [3, 17, 25])
+    test_rows = d.route(odd.iloc[readable]).to_numpy()
+    assert (test_rows == d.blocks[0].id).all()
+    np.testing.assert_array_equal(labels[[3, 17, 25]], teacher[[3, 17, 25]])                  # the teacher's, where the shared model cannot read
+    np.testing.assert_array_equal(labels[readable], lab(rows.iloc[readable])[np.arange(len(readable))])   # the shared model's elsewhere, unchanged by the odd rows
+
+
+def test_box_rows_stay_inside_the_rule_and_fill_more_than_the_segment():
+    "mix='box' draws each column on its own between a pair: rows stay in the rule's box, and the pairs' cloud is wider than SMOTE's segments."
+    f = clients()
+    schema = Schema.infer(f, target='label')
+    from tabsynth.rules import parse_rule
+    rule = parse_rule({'all': [{'column': 'age', 'op': '<=', 'value': 50}, {'column': 'start', 'op': '>', 'value': 9}]})
+    out = {m: InterpolationProposer(schema, random_state=0, neighbours=5, mix=m).propose(rule, f, 2000) for m in ('segment', 'box')}
+    for m, rows in out.items(): assert rule.mask(rows).all() and len(rows) == 2000, m
+    corr = {m: abs(np.corrcoef(r['start'], r['end'])[0, 1]) for m, r in out.items()}
+    assert corr['box'] < corr['segment']   # each column its own step: start and end no longer move together along one line
+    with pytest.raises(ValueError, match="mix='line'"): InterpolationProposer(schema, mix='line')
+    with pytest.raises(ValueError, match="scope='rule'"): DATESynthesizer(scope='rule')
