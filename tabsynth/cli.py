@@ -403,7 +403,7 @@ def _llm_line(client):
             + (f"; replies recorded in {client.cache.path})" if client.cache else ')'))
 
 _CLI_WORDS = [("rho='auto'", '--rho auto'), ('a larger rho', 'a larger --rho'), ('min_rows=', '--min-rows '), ('min_rows', '--min-rows'),
-              ('rho=', '--rho '), ('alpha=', '--alpha '), ('iterations=', '--iterations '), ('allow_copies=True', '--allow-copies'),
+              ('rho=', '--rho '), ('alpha=', '--alpha '), ('iterations=', '--iterations '), ('Pass allow_copies=\'real\'', 'Drop --no-copies'), ('allow_copies=True', '--allow-copies'),
               ('max_tries', 'the resampling rounds'), ('generate with a baseline instead', 'use tabsynth hybrid instead'),
               ('Check them with schema.coerce(...) and fix the generator', 'check the generator that wrote them')]
 
@@ -571,7 +571,7 @@ def run_hybrid(input, # a CSV or Parquet file
                skeleton=None, # the columns the LLM's template draws (default: the target)
                instructions:str='', # what the LLM's template should say, in words
                llm=None, # an LLMClient (see llm_client), to write the template
-               allow_copies:bool=False, # let rows identical to a training row through
+               allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
                format:str='csv',
                sep:str|None=None, encoding:str|None=None, na_values=(), decimal:str='.', drop=(), kinds:dict|None=None, max_levels:int=1000, # as in run_date
                overwrite:bool=False, progress:bool=True, quiet:bool=False,
@@ -598,7 +598,11 @@ def run_hybrid(input, # a CSV or Parquet file
         except ValueError as e: raise InputError(_cli_words(str(e))) from None
         r = hy.report_
         say(f"{len(syn):,} rows: {r.raw_rate:.1%} broke a hard rule before enforcement ({r.repaired} repaired, {r.resampled} drawn again), "
-            f"{r.hard_rate:.1%} after; {r.copies} copies of training rows drawn again")
+            f"{r.hard_rate:.1%} after; {r.copies} copies of training rows drawn again"
+            + (f"; {r.privacy['copy rate']:.1%} copy a training row (real rows: {r.privacy['real copy rate']:.1%}, measured on {r.privacy['measured on']})"
+               if r.privacy.get('copy rate') is not None else ''))
+        for w in [*hy.fit_warnings_, r.privacy.get('warning')]:
+            if w: print(f"warning: {w}", file=sys.stderr)
         write_atomic(stage/'template.json', T.to_json() + '\n')
         report = {**_report_head('hybrid', facts, target, seed, llm), 'template': {'source': source, **T.to_dict()},
                   'generator': generator, 'hybrid': r.to_dict()}
@@ -974,7 +978,11 @@ def _commands(sub):
     h.add_argument('--holdout', type=float, default=0.2, help='share of rows kept apart for TSTR and the evaluation (default: 0.2; 0: fit on all)')
     h.add_argument('--skeleton', nargs='+', default=None, metavar='COLUMN', help="the columns an LLM's template draws (default: the target)")
     h.add_argument('--instructions', default='', help="what an LLM's template should say, in words")
-    h.add_argument('--allow-copies', action='store_true', help='let rows identical to a training row through (by default they are drawn again)')
+    cp = h.add_mutually_exclusive_group()
+    cp.add_argument('--allow-copies', action='store_const', const=True, dest='allow_copies', default='real',
+                    help='let every row identical to a training row through (by default: as often as real rows repeat a training row)')
+    cp.add_argument('--no-copies', action='store_const', const=False, dest='allow_copies',
+                    help='never return a row identical to a training row (they are drawn again, whatever that does to the marginals)')
     _input_opts(h); _output_opts(h, 'hybrid'); _llm_opts(h, 'Without --template, the model writes the template once.')
     e = sub.add_parser('evaluate', help='the evaluation report of synthetic rows against real ones, with figures',
                        description='Utility (TSTR against TRTR), fidelity (marginals, associations, detection), privacy (distance to the closest '

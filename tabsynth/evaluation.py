@@ -28,9 +28,10 @@ __all__ = ['PAPER_REAL', 'GENERATORS', 'SPLIT_SEEDS', 'RESULTS', 'check_pair', '
            'MarginalDistance', 'cramers_v', 'correlation_ratio', 'association_matrix', 'AssociationDifference',
            'DetectionAUC', 'Coverage', 'DCR', 'ExactCopyRate', 'NNDR', 'RuleViolationRate', 'XModal', 'DistinctRows',
            'LeafCoverage', 'default_metrics', 'Report', 'plot_marginals', 'plot_associations', 'plot_roc', 'CopyError',
-           'Redrawn', 'training_keys', 'redraw_copies', 'IndependentSampler', 'InterpolationSampler', 'SDVSynthesizer',
-           'make_generator', 'real_protocol_check', 'failure', 'bench_date', 'htdbu_table', 'bench_htdbu', 'over_seeds',
-           'seed_cell', 'date_summary', 'date_timings', 'failures', 'htdbu_summary', 'write_summary', 'bench_baselines']
+           'Redrawn', 'training_keys', 'real_copy_rate', 'redraw_copies', 'CopyGuard', 'IndependentSampler',
+           'InterpolationSampler', 'SDVSynthesizer', 'make_generator', 'real_protocol_check', 'failure', 'bench_date',
+           'htdbu_table', 'bench_htdbu', 'over_seeds', 'seed_cell', 'date_summary', 'date_timings', 'failures',
+           'htdbu_summary', 'write_summary', 'bench_baselines']
 
 # %% ../nbs/02_evaluation.ipynb #9d4d78dd
 def _check_columns(real, other, what):
@@ -648,9 +649,10 @@ class CopyError(ValueError):
     "A generator kept drawing exact copies of training rows; the message has the counts and the fix."
 
 class Redrawn(NamedTuple):
-    "What `redraw_copies` returns: the rows, and how many were copies when first drawn."
+    "What `redraw_copies` returns: the rows, how many were copies when first drawn, and how many of those were let through."
     rows: pd.DataFrame
     copies: int
+    kept: int = 0
 
 def training_keys(data:pd.DataFrame, # the training rows
                   schema:Schema, # the columns compared (all of the schema's columns must be in `data`)
@@ -658,17 +660,40 @@ def training_keys(data:pd.DataFrame, # the training rows
     "The canonical hashes of the training rows, to tell a synthetic row that copies one."
     return set(_row_keys(data, schema))
 
+def real_copy_rate(train:pd.DataFrame, # the training rows
+                   schema:Schema, # the columns compared
+                   holdout:pd.DataFrame|None=None, # real rows the generator does not learn from, if any
+                  ) -> tuple:
+    """How often fresh real rows repeat a training row, and what it was measured on: the share of `holdout` rows equal to some
+    training row, or without holdout rows the share of training rows equal to another one (each row against the others)."""
+    keys = _row_keys(train, schema)
+    if holdout is not None and len(holdout):
+        return float(_row_keys(holdout, schema).isin(set(keys)).mean()), f"{len(holdout):,} holdout rows"
+    if len(keys) < 2: return 0.0, f"{len(keys)} training row"
+    return float(keys.duplicated(keep=False).mean()), f"the {len(keys):,} training rows, each against the others"
+
+def _copy_allowance(allow):
+    "Check an allow_copies value: 'real', a bool, or a share in [0, 1]."
+    if allow == 'real' or isinstance(allow, (bool, np.bool_)): return allow
+    if isinstance(allow, (int, float, np.number)) and 0 <= allow <= 1: return float(allow)
+    raise ValueError(f"allow_copies={allow!r}: use 'real' (as often as real rows repeat a training row), False (never), True (no guard) "
+                     "or a share in [0, 1]")
+
 def redraw_copies(rows:pd.DataFrame, # the rows drawn
                   draw, # draw(positions) -> a frame of len(positions) fresh rows for those positions
                   keys:set, # the training rows' hashes (training_keys)
                   schema:Schema, # the columns compared
                   what:str='the generator', # who drew the rows, for the error
                   max_rounds:int=20, # redraws at most
+                  allowed:int=0, # copies let through (the first ones drawn): the rest are drawn again
+                  redraw=None, # or: the positions of the copies to draw again (a CopyGuard's choice); the other copies are let through
+                  strict:bool=True, # raise when copies remain after max_rounds; False: let them through (counted in `kept`)
                  ) -> Redrawn:
-    "`rows` with each exact copy of a training row replaced by a fresh draw for its position; a CopyError if copies remain after `max_rounds`."
+    "`rows` with the exact copies of a training row beyond the first `allowed` (or those at `redraw`) replaced by fresh draws for their positions; a CopyError if copies remain after `max_rounds`."
     rows = rows.reset_index(drop=True)
-    todo = np.flatnonzero(_row_keys(rows, schema).isin(keys).to_numpy())
-    found, parts = len(todo), []
+    copies = np.flatnonzero(_row_keys(rows, schema).isin(keys).to_numpy())
+    todo = copies[min(len(copies), max(int(allowed), 0)):] if redraw is None else np.sort(np.asarray(redraw, int))
+    found, kept, parts = len(copies), len(copies) - len(todo), []
     for _ in range(max_rounds):
         if not len(todo): break
         new = draw(todo).reset_index(drop=True)
@@ -676,11 +701,13 @@ def redraw_copies(rows:pd.DataFrame, # the rows drawn
         copy = _row_keys(new, schema).isin(keys).to_numpy()
         parts.append(new[~copy].set_axis(todo[~copy]))
         todo = todo[copy]
-    if len(todo):
+    if len(todo) and not strict: kept += len(todo)
+    elif len(todo):
         raise CopyError(f"{len(todo)} of {len(rows)} rows from {what} are still exact copies of training rows after {max_rounds} redraws "
-                        f"({found} were at first): the {len(keys):,} distinct training rows leave few new combinations of values. "
-                        "Pass allow_copies=True to accept copies (a privacy risk: they are real rows), or give the table a column that varies")
-    if not found: return Redrawn(rows, 0)
+                        f"({found} were at first, {kept} let through): the {len(keys):,} distinct training rows leave few new combinations of values. "
+                        "Pass allow_copies='real' (copies as often as real rows repeat a training row) or allow_copies=True (every copy: a privacy risk), "
+                        "or give the table a column that varies")
+    if not parts: return Redrawn(rows, found, kept)
     out = pd.concat([rows.drop(index=np.concatenate([p.index for p in parts]))] + parts).sort_index()
     for c in rows.columns:
         dtype = rows[c].dtype
@@ -688,23 +715,134 @@ def redraw_copies(rows:pd.DataFrame, # the rows drawn
             dtype = pd.CategoricalDtype(list(dtype.categories) + [v for v in pd.unique(out[c].dropna()) if v not in set(dtype.categories)])
         try: out[c] = out[c].astype(dtype)
         except (TypeError, ValueError): pass   # e.g. a redrawn missing value in an int column: it stays float
-    return Redrawn(out, found)
+    return Redrawn(out, found, kept)
+
+class CopyGuard:
+    """The privacy policy every generator shares. `allow='real'` (the default) lets a generator repeat a training row as often as
+    fresh real rows do (`real_copy_rate`), never more; False, never; True, always; a number, at most that share."""
+    def __init__(self, train:pd.DataFrame, # the training rows
+                 schema:Schema, # the columns compared
+                 allow='real', # 'real', False, True or a share in [0, 1]
+                 holdout:pd.DataFrame|None=None, # real rows the generator did not learn from: they measure the real rate when given
+                 what:str='the generator', # who draws, for messages
+                ):
+        self.allow, self.schema, self.what = _copy_allowance(allow), schema, what
+        k = _row_keys(train, schema)
+        self.keys = None if self.allow is True else set(k)
+        self.counts = k.value_counts()   # how often each training row occurs: no row may be copied more often than its real share
+        if self.allow == 'real': self.rate, self.source = real_copy_rate(train, schema, holdout)
+        elif self.allow is True: self.rate, self.source = 1.0, 'no guard (allow_copies=True)'
+        else: self.rate, self.source = float(self.allow), f"allow_copies={self.allow!r}"
+        self._train = train[schema.names]
+        self.last_ = None
+
+    def allowed(self, n:int) -> int:
+        "How many of `n` rows may copy a training row."
+        return n if self.keys is None else int(np.floor(self.rate * n + 1e-9))
+
+    def apply(self, rows:pd.DataFrame, # the rows drawn
+              draw, # draw(positions) -> fresh rows for those positions
+              fixed=(), # columns a swap must not touch (a generator's conditions)
+             ) -> pd.DataFrame:
+        """`rows` with the copies beyond the allowance made new: each swaps one column's value with another row's (so every column keeps
+        its values, and its distribution), and a copy no swap mends is drawn again. `last_` says what was found, let through, swapped
+        and redrawn, and how far that moved the marginals."""
+        rows = rows.reset_index(drop=True)
+        if self.keys is None or not len(rows):
+            self.last_ = self._record(len(rows), 0, 0, 0, None, None); return rows
+        found = int(_row_keys(rows, self.schema).isin(self.keys).sum())
+        todo = self._choose(rows)
+        out, left = self._swap(rows, todo, fixed)
+        if len(left):   # with copies forbidden, a row no redraw mends is an error; under a rate, it is let through and counted
+            out = redraw_copies(out, draw, self.keys, self.schema, self.what, redraw=left, strict=self.allow is False).rows
+        through = int(_row_keys(out, self.schema).isin(self.keys).sum())
+        beyond = through - (found - len(todo))   # copies no swap or redraw mended
+        changed, shift = len(todo) - beyond, (None, None)
+        if changed >= max(0.05 * len(rows), 1):   # many rows changed: how far did that move each column's distribution?
+            m = MarginalDistance()
+            shift = (m._compute(self._train, rows, self.schema, None)['score'], m._compute(self._train, out, self.schema, None)['score'])
+        self.last_ = self._record(len(rows), found, found - changed, len(left) - beyond, *shift)
+        self.last_['beyond the allowance'] = beyond
+        return out
+
+    def _swap(self, rows, todo, fixed, rounds:int=50):
+        "Mend the copies at `todo` by swapping one free column's value with a distinct non-copy row; returns the rows and the positions no swap mended."
+        free = [c for c in self.schema.names if c not in set(fixed) and c != self.schema.target] or [c for c in self.schema.names if c not in set(fixed)]
+        if not len(todo) or not free: return rows, np.asarray(todo, int)
+        out, rng, pending = rows.copy(), np.random.default_rng(len(rows)), np.asarray(todo, int)
+        copy = _row_keys(out, self.schema).isin(self.keys).to_numpy()
+        t = self.schema.target
+        label = out[t].astype(str).to_numpy() if t in out.columns and t not in free else np.zeros(len(out), str)   # partners share the label
+        for _ in range(rounds):
+            I, J = [], []
+            for lab in np.unique(label[pending]):
+                need, pool = pending[label[pending] == lab], np.flatnonzero(~copy & (label == lab))
+                m = min(len(need), len(pool))
+                if m: I.append(need[:m]); J.append(rng.choice(pool, m, replace=False))
+            if not I: break
+            I, J = np.concatenate(I), np.concatenate(J)
+            pending = np.concatenate([I, np.setdiff1d(pending, I)])
+            m, C = len(I), rng.integers(len(free), size=len(I))
+            def swap():
+                for ci in np.unique(C):
+                    s, col = C == ci, out.columns.get_loc(free[ci])
+                    a, b = out.iloc[I[s], col].to_numpy(copy=True), out.iloc[J[s], col].to_numpy(copy=True)
+                    out.iloc[I[s], col], out.iloc[J[s], col] = b, a
+            swap()
+            ok = ~(_row_keys(out.iloc[I], self.schema).isin(self.keys).to_numpy() | _row_keys(out.iloc[J], self.schema).isin(self.keys).to_numpy())
+            if not ok.all():   # undo the swaps that left a copy (or made one)
+                I, J, C = I[~ok], J[~ok], C[~ok]; swap()
+                I, J, C = pending[:m], None, None
+            copy[pending[:m][ok]] = False
+            pending = np.concatenate([pending[:m][~ok], pending[m:]])
+            if not len(pending): break
+        return out, pending
+
+    def _choose(self, rows):
+        """The copies to change, when there are more than the allowance: as many as the excess, first those beyond their row's real
+        share (a training row seen c times in n may appear about c/n of the time, rounded up), which undoes a generator's pile-up
+        on common rows, then the last ones drawn."""
+        k = _row_keys(rows, self.schema)
+        pos = np.flatnonzero(k.isin(self.keys).to_numpy())
+        if not len(pos): return pos
+        excess = len(pos) - self.allowed(len(rows))
+        if excess <= 0: return pos[:0]
+        ck = k.iloc[pos]
+        cap = np.ceil(ck.map(self.counts).to_numpy(float) * len(rows) / self.counts.sum())
+        over = pd.Series(np.arange(len(pos))).groupby(ck.to_numpy()).cumcount().to_numpy() >= cap
+        return np.sort(np.concatenate([pos[over], pos[~over][::-1]])[:excess])
+
+    def _record(self, n, found, kept, redrawn, before, after):
+        return {'rows': n, 'real copy rate': self.rate, 'measured on': self.source, 'copies drawn': found, 'let through': kept,
+                'changed': found - kept, 'swapped': found - kept - redrawn, 'redrawn': redrawn, 'copy rate': kept / n if n else 0.0,
+                'marginal distance before': before, 'marginal distance after': after}
+
+    def warning(self) -> str|None:
+        "A one-line warning when the guard redrew a tenth of the rows or more, else None."
+        s = self.last_
+        if not s or not s['rows'] or s['changed'] < 0.1 * s['rows']: return None
+        moved = (f"; marginal distance {s['marginal distance before']:.3f} -> {s['marginal distance after']:.3f}"
+                 if s['marginal distance after'] is not None else '')
+        return (f"the copy guard changed {s['changed']:,} of {s['rows']:,} rows ({s['changed'] / s['rows']:.0%}; {s['swapped']:,} swapped a value, {s['redrawn']:,} redrawn) of {self.what} for copying a training row "
+                f"beyond the real rate ({s['real copy rate']:.1%}, measured on {s['measured on']}){moved}")
+
+    def __repr__(self): return f"CopyGuard(allow={self.allow!r}: copies up to {self.rate:.1%} of the rows, measured on {self.source})"
 
 class _NoCopies:
-    "What the baselines share: `sample` never returns an exact copy of a training row unless `allow_copies`."
+    "What the baselines share: `sample` returns copies of training rows at most as the policy `allow_copies` allows (see CopyGuard)."
     def _remember_rows(self, data, schema):
-        if self.allow_copies: self.keys_ = None; return   # nothing to compare with, and no schema to infer
+        if _copy_allowance(self.allow_copies) is True: self.guard_ = self.keys_ = None; return   # no guard, and no schema to infer
         self.copy_schema_ = schema if schema is not None else Schema.infer(data)
-        self.keys_ = training_keys(data, self.copy_schema_)
+        self.guard_ = CopyGuard(data, self.copy_schema_, self.allow_copies, what=type(self).__name__)
+        self.keys_ = self.guard_.keys
     def _private(self, n):
-        rows = self._draw(n)
-        if self.keys_ is None or not len(rows): return rows
-        return redraw_copies(rows, lambda pos: self._draw(len(pos)), self.keys_, self.copy_schema_, type(self).__name__).rows
+        if self.guard_ is None: return self._draw(n)
+        return self.guard_.apply(self._draw(n), lambda pos: self._draw(len(pos)))
 
 # %% ../nbs/02_evaluation.ipynb #7d8a6959
 class IndependentSampler(_NoCopies):
     "Each column drawn on its own from its real values (missing values included): exact marginals, no relations."
-    def __init__(self, random_state:int|None=None, allow_copies:bool=False): self.random_state, self.allow_copies = random_state, allow_copies
+    def __init__(self, random_state:int|None=None, allow_copies='real'): self.random_state, self.allow_copies = random_state, allow_copies
     def fit(self, data:pd.DataFrame, schema:Schema|None=None):
         "Remember each column's values."
         self.values_ = {c: data[c].to_numpy() for c in data.columns}
@@ -714,7 +852,7 @@ class IndependentSampler(_NoCopies):
         return self
     def _draw(self, n): return pd.DataFrame({c: self.rng_.choice(v, n) for c, v in self.values_.items()}).astype(self.dtypes_)
     def sample(self, n:int) -> pd.DataFrame:
-        "`n` rows, each column drawn independently with replacement (none a copy of a training row, unless allow_copies)."
+        "`n` rows, each column drawn independently with replacement (copies of training rows only as often as allow_copies allows: see CopyGuard)."
         return self._private(n)
 
 # %% ../nbs/02_evaluation.ipynb #3b09bc0a
@@ -731,7 +869,7 @@ def _distinct_neighbours(X, keys, k, rows):
 
 class InterpolationSampler(_NoCopies):
     "SMOTE-style rows: a random point between a real row and one of its k nearest distinct neighbours of the same class."
-    def __init__(self, k:int=5, random_state:int|None=None, allow_copies:bool=False): self.k, self.random_state, self.allow_copies = k, random_state, allow_copies
+    def __init__(self, k:int=5, random_state:int|None=None, allow_copies='real'): self.k, self.random_state, self.allow_copies = k, random_state, allow_copies
     def fit(self, data:pd.DataFrame, schema:Schema|None=None):
         "Find each row's k nearest *distinct* neighbours within its class (within the whole table for regression)."
         self.schema_ = schema if schema is not None else Schema.infer(data)
@@ -747,7 +885,7 @@ class InterpolationSampler(_NoCopies):
         self.rng_ = np.random.default_rng(self.random_state)
         return self
     def sample(self, n:int) -> pd.DataFrame:
-        "`n` rows, each between a random real row and one of its neighbours (classes drawn in their real proportions; none a copy of a training row, unless allow_copies)."
+        "`n` rows, each between a random real row and one of its neighbours (classes drawn in their real proportions; copies of training rows only as often as allow_copies allows: see CopyGuard)."
         return self._private(n)
     def _draw(self, n):
         rng, sizes = self.rng_, np.array([len(g[0]) for g in self.groups_])
@@ -784,7 +922,7 @@ class SDVSynthesizer(_NoCopies):
     def __init__(self, kind:str='gaussian_copula', # 'gaussian_copula', 'ctgan' or 'tvae'
                  epochs:int=50, # training epochs of CTGAN and TVAE
                  random_state:int|None=None, # seeds fitting and sampling; None draws a fresh seed
-                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
+                 allow_copies='real'): # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
         self.kind, self.epochs, self.random_state, self.allow_copies = kind, epochs, random_state, allow_copies
     def fit(self, data:pd.DataFrame, schema:Schema|None=None):
         "Fit the SDV synthesizer on `data`, with metadata from the schema and seeded numpy/torch generators."
@@ -802,7 +940,7 @@ class SDVSynthesizer(_NoCopies):
         self._remember_rows(data, self.schema_)
         return self
     def sample(self, n:int) -> pd.DataFrame:
-        "`n` rows from the fitted synthesizer (none a copy of a training row, unless allow_copies); successive calls continue one seeded stream."
+        "`n` rows from the fitted synthesizer (copies of training rows only as often as allow_copies allows: see CopyGuard); successive calls continue one seeded stream."
         return self._private(n)
     def _draw(self, n):
         with warnings.catch_warnings():
@@ -817,7 +955,7 @@ GENERATORS = ('independent', 'interpolation', 'gaussian_copula', 'ctgan', 'tvae'
 def make_generator(name:str, # one of GENERATORS
                    epochs:int=50, # CTGAN/TVAE epochs
                    random_state:int|None=None,
-                   allow_copies:bool=False, # let it return exact copies of training rows
+                   allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
                   ):
     "A baseline generator by name."
     if name == 'independent': return IndependentSampler(random_state, allow_copies)

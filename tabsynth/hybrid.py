@@ -5,7 +5,7 @@
 # %% ../nbs/08_hybrid.ipynb #2c8581b3
 from __future__ import annotations
 import contextlib, io, math, time, warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from .datasets import load, split
 from .rules import Template, RuleError
 
 # %% ../nbs/08_hybrid.ipynb #818b4ab9
-from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd, htdbu_table, _markdown, _timed, training_keys, redraw_copies, _row_keys, CopyError
+from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd, htdbu_table, _markdown, _timed, training_keys, redraw_copies, _row_keys, CopyError, CopyGuard, _copy_allowance
 
 # %% ../nbs/08_hybrid.ipynb #40d76b55
 from .llm import LLMClient, LLMError, _column_schema, _json_value, _predicate_schemas
@@ -96,8 +96,8 @@ def _finish(gen, out, n):
 
 class _Base:
     """What every bottom-up generator shares: the schema, each column's training values and range, the conditions check,
-    and the privacy guard (no exact copy of a training row is returned unless `allow_copies`)."""
-    name, allow_copies = 'base', False
+    and the privacy guard (copies of training rows at most as often as `allow_copies` allows: see CopyGuard)."""
+    name, allow_copies = 'base', 'real'
     def _remember(self, df, schema):
         self.schema_ = _schema_for(df, schema)
         df = df[self.schema_.names]
@@ -115,7 +115,8 @@ class _Base:
             elif c.kind == 'datetime':
                 v = pd.to_datetime(df[c.name])
                 self.lims_[c.name] = (v.min(), v.max(), bool((v.dropna() == v.dropna().dt.normalize()).all()))   # whole days only?
-        self.keys_ = None if self.allow_copies else training_keys(df, self.schema_)
+        self.guard_ = None if _copy_allowance(self.allow_copies) is True else CopyGuard(df, self.schema_, self.allow_copies, what=f"the {self.name} generator")
+        self.keys_ = None if self.guard_ is None else self.guard_.keys
         self.rng_ = np.random.default_rng(self.random_state)
         return df
     def _sample(self, n, conditions):
@@ -123,9 +124,10 @@ class _Base:
         cond = _check_conditions(self, conditions, n)
         rows = self._draw(n, cond)
         self.copies_redrawn_ = 0
-        if self.keys_ is None or not len(rows): return rows
+        if self.guard_ is None or not len(rows): return rows
         again = lambda pos: self._draw(len(pos), None if cond is None else cond.iloc[pos].reset_index(drop=True))
-        rows, self.copies_redrawn_ = redraw_copies(rows, again, self.keys_, self.schema_, f"the {self.name} generator")
+        rows = self.guard_.apply(rows, again, fixed=() if cond is None else list(cond.columns))   # a swap keeps the conditions
+        self.copies_redrawn_ = self.guard_.last_['changed']
         return rows
     def reseed(self, seed:int):
         "Restart the sampling stream at `seed`: the same seed and the same conditions give the same rows."
@@ -138,7 +140,7 @@ class _Base:
 class Independent(_Base):
     "Each column drawn on its own from its training values (empirical marginals, missing values included); conditions are copied."
     name = 'independent'
-    def __init__(self, random_state:int|None=None, allow_copies:bool=False): self.random_state, self.allow_copies = random_state, allow_copies
+    def __init__(self, random_state:int|None=None, allow_copies='real'): self.random_state, self.allow_copies = random_state, allow_copies
     def _params(self): return {'random_state': self.random_state, 'allow_copies': self.allow_copies}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
         "Remember each column's values (`first` is accepted for the common contract; the columns are independent)."
@@ -227,7 +229,7 @@ class GaussianCopula(_Base):
     name = 'gaussian_copula'
     def __init__(self, gibbs:int=20, # sweeps that draw several conditioned columns jointly
                  random_state:int|None=None,
-                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
+                 allow_copies='real'): # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
         self.gibbs, self.random_state, self.allow_copies = gibbs, random_state, allow_copies
     def _params(self): return {'gibbs': self.gibbs, 'random_state': self.random_state, 'allow_copies': self.allow_copies}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
@@ -341,7 +343,7 @@ class TreeChain(_Base):
                  residual_bins:int=10, # numbers: residuals are drawn among rows in the same decile of the prediction
                  n_jobs:int=-1, # threads for fitting and predicting
                  random_state:int|None=None,
-                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
+                 allow_copies='real'): # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
         if model not in ('random_forest', 'xgboost'): raise ValueError(f"model={model!r}: use 'random_forest' or 'xgboost'{_closest(str(model), ['random_forest', 'xgboost'])}")
         if max_parents < 1: raise ValueError(f"max_parents={max_parents}: a chain column needs at least 1 parent")
         rf = model == 'random_forest'
@@ -490,7 +492,7 @@ class SDVGenerator(_Base):
                  max_tries:int=3, # rounds of conditional sampling for rows still missing
                  max_tries_per_batch:int=25, # SDV's reject-sampling attempts per batch, in each round
                  random_state:int|None=None,
-                 allow_copies:bool=False): # return exact copies of training rows (by default they are drawn again)
+                 allow_copies='real'): # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
         if kind not in ('ctgan', 'tvae'): raise ValueError(f"kind={kind!r}: use 'ctgan' or 'tvae'{_closest(str(kind), ['ctgan', 'tvae'])}")
         self.kind, self.epochs, self.max_tries, self.max_tries_per_batch, self.random_state = kind, epochs, max_tries, max_tries_per_batch, random_state
         self.name, self.allow_copies = kind, allow_copies
@@ -571,7 +573,8 @@ class HybridReport:
     rounds: int # resampling rounds used
     violations: pd.DataFrame # per rule, after enforcement (hard rules: 0)
     seconds: dict
-    copies: int = 0 # rows drawn again because they copied a training row exactly (by the generator, or after a repair)
+    copies: int = 0 # rows drawn again because they copied a training row exactly beyond the allowance (by the generator, or after a repair)
+    privacy: dict = field(default_factory=dict) # the copy policy: the real copy rate and what it was measured on, copies let through, the rows' copy rate, the rows the generator's guard changed and how far that moved the marginals
 
     @property
     def raw_rate(self) -> float:
@@ -585,7 +588,7 @@ class HybridReport:
         "Plain JSON-ready values."
         return {'rows': self.rows, 'generator': self.generator, 'template': self.template, 'raw_rate': self.raw_rate, 'hard_rate': self.hard_rate,
                 'repaired': self.repaired, 'resampled': self.resampled, 'rounds': self.rounds, 'copies': self.copies, 'seconds': self.seconds,
-                'raw': self.raw.reset_index().to_dict('records'), 'violations': self.violations.reset_index().to_dict('records')}
+                'privacy': self.privacy, 'raw': self.raw.reset_index().to_dict('records'), 'violations': self.violations.reset_index().to_dict('records')}
     def __repr__(self):
         return (f"HybridReport({self.rows:,} rows by {self.generator} under '{self.template}': {self.raw_rate:.2%} broke a hard rule before "
                 f"enforcement, {self.repaired} repaired, {self.resampled} resampled; {self.hard_rate:.2%} after)")
@@ -595,6 +598,7 @@ class HybridReport:
         return (f"<div><p><b>Hybrid sample</b>: {self.rows:,} rows by <code>{html.escape(self.generator)}</code> under template "
                 f"<code>{html.escape(self.template)}</code> · before enforcement {self.raw_rate:.2%} of the rows broke a hard rule · "
                 f"{self.repaired:,} repaired · {self.resampled:,} resampled in {self.rounds} round{'s' if self.rounds != 1 else ''} · after: {self.hard_rate:.2%} · "
+                + (f"copies of training rows {self.privacy['copy rate']:.1%} (real rows: {self.privacy['real copy rate']:.1%}), {self.copies:,} redrawn · " if self.privacy.get('copy rate') is not None else '')
                 + ' · '.join(f"{k} {v:.2f} s" for k, v in self.seconds.items()) + "</p>" + t.to_html() + "</div>")
 
 def _vtable(v):
@@ -612,11 +616,12 @@ class HybridSynthesizer:
                  text_by:str='sentiment', # the skeleton column whose label picks each row's sentence
                  template_only=(), # skeleton columns the generator neither learns nor conditions on: the template alone draws them (e.g. a label paired with text)
                  max_tries:int=30, # resampling rounds for rows that break a hard rule and have no clear repair (each round redraws only those)
-                 allow_copies:bool=False, # return rows identical to a training row (by default they are drawn again)
+                 allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
+                 rule_tolerance:float=0.01, # fit warns about a hard rule that more than this share of the real rows it applies to break
                  random_state:int|None=None):
         self.template = template if isinstance(template, Template) else Template.from_dict(template)
         self.bottom_up, self.text, self.text_by, self.max_tries, self.random_state = bottom_up, text, text_by, max_tries, random_state
-        self.allow_copies = allow_copies
+        self.allow_copies, self.rule_tolerance = _copy_allowance(allow_copies), rule_tolerance
         self.template_only = tuple([template_only] if isinstance(template_only, str) else template_only)
         if not isinstance(max_tries, int) or max_tries < 0: raise ValueError(f"max_tries={max_tries!r} must be a whole number >= 0")
 
@@ -649,13 +654,39 @@ class HybridSynthesizer:
         self._setup(schema if schema is not None else Schema.infer(df))
         gen = (bottom_up(self.bottom_up, random_state=self.random_state, allow_copies=self.allow_copies)
                if isinstance(self.bottom_up, str) else self.bottom_up)
-        if self.allow_copies and getattr(gen, 'allow_copies', True) is False:
+        allow = _copy_allowance(self.allow_copies)
+        if allow is True and getattr(gen, 'allow_copies', True) is not True:
             raise ValueError(f"allow_copies=True, but the bottom-up generator {gen!r} draws copies again: build it with allow_copies=True too")
-        self.keys_ = None if self.allow_copies else training_keys(df, self.fit_schema_)   # a repair can land on a real row too
+        self.guard_ = None if allow is True else CopyGuard(df, self.fit_schema_, allow, what='H-TDBU')   # a repair can land on a real row too
+        self.keys_ = None if self.guard_ is None else self.guard_.keys
         t = time.perf_counter()
+        self.real_ = df   # kept (not copied) so that with_template can check a new template's rules on the real rows
+        self.rules_on_real_, self.fit_warnings_ = self._check_rules(df)
+        for w in self.fit_warnings_: warnings.warn(w)
         self.generator_ = gen.fit(df[self.fit_schema_.names], self.fit_schema_, first=self.first_)
         self.fit_seconds_ = time.perf_counter() - t
         return self
+
+    def _check_rules(self, df):
+        "The template's rules on the real rows: per rule, the rows it applies to (its columns known) and the share that break it; a warning per hard rule real rows break beyond rule_tolerance."
+        T, recs, out = self.template_, [], []
+        for r in T.rules:
+            missing = [c for c in r.columns if c not in df.columns]
+            if missing:
+                recs.append({'rule': r.name, 'text': str(r), 'hard': r.hard, 'applies': np.nan, 'broken': np.nan, 'share broken': np.nan,
+                             'example': f"not checked: the rows lack {missing}"}); continue
+            known = df[list(dict.fromkeys(r.columns))].notna().all(axis=1).to_numpy()   # a missing value neither keeps a rule nor breaks it
+            applies = np.asarray(r.applies(df), bool) & known
+            broken = applies & ~np.asarray(r.then.mask(df), bool)
+            share = float(broken.sum() / applies.sum()) if applies.any() else 0.0
+            ex = df[broken].iloc[0][list(dict.fromkeys(r.columns))].to_dict() if broken.any() else None
+            recs.append({'rule': r.name, 'text': str(r), 'hard': r.hard, 'applies': int(applies.sum()), 'broken': int(broken.sum()),
+                         'share broken': share, 'example': '' if ex is None else ', '.join(f"{k}={_py(v)!r}" for k, v in ex.items())})
+            if r.hard and share > self.rule_tolerance:
+                out.append(f"hard rule '{r.name}' ({r}) is broken by {share:.1%} of the {int(applies.sum()):,} real rows it applies to "
+                           f"(e.g. {recs[-1]['example']}): every generated row will keep it, so the rows will differ from the real ones there; "
+                           "fix the rule (a boundary, a missing level) or make it soft")
+        return pd.DataFrame(recs, columns=['rule', 'text', 'hard', 'applies', 'broken', 'share broken', 'example']).set_index('rule'), out
 
     def with_template(self, template, # the new template (a Template or its JSON form)
                      ) -> HybridSynthesizer:
@@ -667,13 +698,23 @@ class HybridSynthesizer:
         if order is not None and set(new.first_) != set(order[:len(new.first_)]):
             raise ValueError(f"the fitted chain conditions on its first columns {order[:len(self.first_)]}, but template '{new.template_.name}' "
                              f"draws {new.first_}: fit a new HybridSynthesizer for it")
-        new.generator_, new.fit_seconds_, new.keys_ = self.generator_, 0.0, self.keys_
+        new.generator_, new.fit_seconds_, new.keys_, new.guard_, new.real_ = self.generator_, 0.0, self.keys_, self.guard_, self.real_
+        new.rules_on_real_, new.fit_warnings_ = new._check_rules(self.real_)
+        for w in new.fit_warnings_: warnings.warn(w)
         return new
+
+    def _privacy(self, n, used, first, g):
+        "The copy policy's record for a sample of `n` rows with `used` copies let through; `first` is the generator guard's record of the first draw."
+        if self.guard_ is None: return {'real copy rate': None, 'measured on': 'no guard (allow_copies=True)', 'copy rate': None}
+        if g is not None: g.last_ = first   # its warning speaks of the first draw
+        return {'real copy rate': self.guard_.rate, 'measured on': self.guard_.source, 'let through': used, 'copy rate': used / n if n else 0.0,
+                'generator changed': first.get('changed', 0), 'marginal distance before': first.get('marginal distance before'),
+                'marginal distance after': first.get('marginal distance after'), 'warning': g.warning() if g is not None else None}
 
     def _like(self, template, bottom_up):
         "An unfitted synthesizer with this one's settings, another template and another generator."
         return HybridSynthesizer(template, bottom_up, text=self.text, text_by=self.text_by, template_only=self.template_only,
-                                 max_tries=self.max_tries, allow_copies=self.allow_copies, random_state=self.random_state)
+                                 max_tries=self.max_tries, allow_copies=self.allow_copies, rule_tolerance=self.rule_tolerance, random_state=self.random_state)
 
     def _check_fitted(self):
         if not hasattr(self, 'generator_'): raise RuntimeError("this HybridSynthesizer is not fitted yet: call fit(df) first")
@@ -682,7 +723,7 @@ class HybridSynthesizer:
         "The generator's rows for the skeleton rows `sk`, conditioned on the skeleton columns it models."
         if hasattr(self.generator_, 'reseed'): self.generator_.reseed(seed)
         cond = sk[[c for c in sk.columns if c in self.fit_schema_]].reset_index(drop=True)
-        rows = self.generator_.sample(len(sk), conditions=cond)
+        rows = self.generator_.sample(len(sk), conditions=cond if cond.shape[1] else None)
         extra = [c for c in sk.columns if c not in rows.columns]
         return rows.assign(**{c: sk[c].to_numpy() for c in extra}) if extra else rows
 
@@ -696,14 +737,17 @@ class HybridSynthesizer:
         rng = np.random.default_rng(seed) if seed is not None else self.rng_
         T, secs, n = self.template_, {}, int(n)
         t = time.perf_counter()
-        sk = T.sample_skeleton(n, seed=int(rng.integers(2**31)))
+        sk = T.sample_skeleton(n, seed=int(rng.integers(2**31))) if T.columns else pd.DataFrame(index=pd.RangeIndex(n))   # rules only: no skeleton
         rows = self._fill(sk, int(rng.integers(2**31)))
         copies = getattr(self.generator_, 'copies_redrawn_', 0)
+        guard = getattr(self.generator_, 'guard_', None)
+        drawn = dict(guard.last_ or {}) if guard is not None else {}   # the generator's guard on the first draw (later rounds redraw few rows)
         secs['sample'] = time.perf_counter() - t
         t = time.perf_counter()
         first = T.violations(rows, skip_missing=True)
         raw = _vtable(first)
         out, todo, repaired, resampled, rounds = rows.copy(), np.arange(n), 0, 0, 0
+        budget, used = (self.guard_.allowed(n) if self.guard_ is not None else n), 0   # copies of training rows the policy lets through
         while True:
             part = out.iloc[todo].reset_index(drop=True)
             broken = first.hard_rows if rounds == 0 else T.violations(part, skip_missing=True).hard_rows   # the first round's rows are `rows`
@@ -711,6 +755,8 @@ class HybridSynthesizer:
             valid = fixed.valid
             if self.keys_ is not None and len(valid):   # a repaired (or custom generator's) row equal to a training row is drawn again
                 copy = _row_keys(valid, self.fit_schema_).isin(self.keys_).to_numpy()
+                through = np.flatnonzero(copy)[:max(budget - used, 0)]   # within the allowance: kept, like any row
+                copy[through] = False; used += len(through)
                 copies += int(copy.sum()); valid = valid[~copy]
             kept = valid.index.to_numpy()   # positions in `part` of the rows kept (repaired or fine, and new)
             ok = np.zeros(len(part), bool); ok[kept] = True
@@ -734,7 +780,8 @@ class HybridSynthesizer:
         if self.text is not None: out[self.text.text] = self.text.draw(out[self.text_by], rng)
         secs['enforce'] = time.perf_counter() - t
         self.report_ = HybridReport(len(out), getattr(self.generator_, 'name', type(self.generator_).__name__), T.name, raw,
-                                    repaired, resampled, rounds, _vtable(T.violations(out, skip_missing=True)), {'fit': self.fit_seconds_, **secs}, copies)
+                                    repaired, resampled, rounds, _vtable(T.violations(out, skip_missing=True)), {'fit': self.fit_seconds_, **secs}, copies,
+                                    self._privacy(n, used, drawn, guard))
         return out
 
 # %% ../nbs/08_hybrid.ipynb #e3b70d0d

@@ -1,4 +1,4 @@
-"""No generator returns an exact copy of a training row unless asked (allow_copies=True)."""
+"""No generator returns an exact copy of a training row more often than the policy allows: never with allow_copies=False, as often as real rows repeat one by default ('real': a table without repeats gets none), always with True."""
 import pandas as pd
 import pytest
 from tabsynth.datasets import load
@@ -39,10 +39,18 @@ def test_hybrid_returns_no_copies_even_after_repairs():
 
 
 def test_few_distinct_rows_is_an_error_not_a_loop():
-    with pytest.raises(CopyError, match='allow_copies=True'): bottom_up('independent', random_state=0).fit(COARSE).sample(200)
-    with pytest.raises(CopyError, match='allow_copies=True'): make_generator('independent', random_state=0).fit(COARSE).sample(200)
+    "With copies forbidden (allow_copies=False), a table with no new row to draw ends in a CopyError that names the way out."
+    with pytest.raises(CopyError, match='allow_copies=True'): bottom_up('independent', random_state=0, allow_copies=False).fit(COARSE).sample(200)
+    with pytest.raises(CopyError, match='allow_copies=True'): make_generator('independent', random_state=0, allow_copies=False).fit(COARSE).sample(200)
     with pytest.raises(CopyError, match='allow_copies=True'):
-        HybridSynthesizer(COARSE_TEMPLATE, 'gaussian_copula', random_state=0).fit(COARSE).sample(200, seed=0)
+        HybridSynthesizer(COARSE_TEMPLATE, 'gaussian_copula', random_state=0, allow_copies=False).fit(COARSE).sample(200, seed=0)
+
+
+def test_by_default_a_table_of_repeats_may_repeat_as_its_real_rows_do():
+    "Every COARSE row repeats another, so a fresh real row would too: the default policy ('real') lets the copies through."
+    assert copies(COARSE, bottom_up('independent', random_state=0).fit(COARSE).sample(200)) == 200
+    h = HybridSynthesizer(COARSE_TEMPLATE, 'gaussian_copula', random_state=0).fit(COARSE)
+    assert len(h.sample(200, seed=0)) == 200 and h.report_.privacy['real copy rate'] == 1.0
 
 
 def test_copies_when_asked():
@@ -67,6 +75,6 @@ def test_interpolation_on_a_table_of_duplicates():
     # at first and sample() raised CopyError with its defaults; now each row interpolates towards rows that differ from it.
     real = duplicate_heavy()
     assert real.duplicated().mean() > 0.8
-    rows = make_generator('interpolation', random_state=0).fit(real).sample(1000)
+    rows = make_generator('interpolation', random_state=0, allow_copies=False).fit(real).sample(1000)
     assert len(rows) == 1000 and copies(real, rows) == 0
     assert rows.drop_duplicates().shape[0] > 900, "the rows must spread between real rows, not pile up on a few"
