@@ -16,7 +16,7 @@ from .dgr import discover, _whole, _check_rho, _typed
 from .llm import InterpolationProposer, guided_generation, label_and_mend, _inputs
 from .mab import mds, forward_greedy, backward_greedy, top_k, model_evaluator, successive_rejects, downstream_evaluator
 from .evaluation import (augmentation_error, _fit_sample, _markdown, _check_seeds, failure, failures, make_generator, over_seeds,
-                                 seed_cell, encoder, feature_columns, _as_features, _row_keys, PAPER_REAL, SPLIT_SEEDS)
+                                 seed_cell, encoder, feature_columns, _as_features, _row_keys, _estimator, PAPER_REAL, SPLIT_SEEDS)
 
 # %% auto #0
 __all__ = ['LABELLERS', 'SELECTIONS', 'RHO_GRID', 'VOLUMES', 'SCOPES', 'PAPER_DATE', 'VARIANTS', 'BUNDLED_TABLES', 'DATE_TABLES',
@@ -39,6 +39,7 @@ class DATEReport:
     volume: pd.DataFrame|None = None # per volume: pulls, mean validation error, chosen (successive rejects)
     synthetic_rows: int = 0 # rows chosen
     pool: dict = field(default_factory=dict) # the volume stage's pool: rows written, mended, dropped, kept
+    evidence: dict|None = None # the volume stage's test of its choice against no rows: validation rows, refits, mean gain, p-value
 
     @property
     def rows(self) -> int:
@@ -51,7 +52,7 @@ class DATEReport:
         return {'rho': self.rho, 'discovery': self.discovery, 'generation': self.generation, 'selection': self.selection,
                 'models': self.models.reset_index().to_dict('records'), 'proposer': self.proposer, 'seconds': self.seconds,
                 'rows': self.rows, 'notes': self.notes, 'relations': frame(self.relations), 'labels': frame(self.labels),
-                'volume': frame(self.volume), 'pool': self.pool}
+                'volume': frame(self.volume), 'pool': self.pool, 'evidence': self.evidence}
 
     def __repr__(self):
         g = self.generation
@@ -163,7 +164,28 @@ class Labeller:
 SELECTIONS = ('mds', 'forward', 'backward', 'top-k', 'all')
 RHO_GRID = (0.02, 0.05, 0.1, 0.2, 0.3)
 VOLUMES = (0, 0.25, 0.5, 1, 2, 5, 10, 20)   # multiples of the training rows the volume stage chooses among
-SCOPES = ('table', 'rules')   # where the offline volume stage pairs rows: near rows anywhere, or inside each rule's region
+SCOPES = ('table', 'rules')
+
+def _val_losses(train, rows, validation, schema, model, seed):
+    "Per validation row, the loss of the user's model trained on the training rows plus `rows`: 0/1 misclassified, or the squared error."
+    from sklearn.pipeline import make_pipeline
+    s = schema
+    data = train if rows is None or not len(rows) else pd.concat([train, rows[train.columns]], ignore_index=True)
+    pipe = make_pipeline(encoder(s, 'linear' if model == 'linear' else 'tree'), _estimator(s.task, model, seed)).fit(_as_features(data, s), data[s.target])
+    pred, y = pipe.predict(_as_features(validation, s)), validation[s.target]
+    if s.task == 'classification': return (pd.Series(pred).astype(str).to_numpy() != y.astype(str).to_numpy()).astype(float)
+    return (np.asarray(pred, float) - y.to_numpy(float)) ** 2
+
+def _paired_test(train, validation, schema, model, pool, size, random_state, seeds:int=3) -> dict:
+    """Does adding `size` rows of `pool` lower the validation loss beyond chance? Per validation row, the loss with the rows minus
+    without, averaged over refits (paired by seed), then a one-sided Wilcoxon signed-rank test (squared errors have heavy tails,
+    which a t-test reads as noise: on Boston it missed gains the test rows confirmed)."""
+    from scipy.stats import wilcoxon
+    va = validation[validation[schema.target].notna()].reset_index(drop=True)
+    d = np.mean([_val_losses(train, pool.sample(size, random_state=random_state + k), va, schema, model, random_state + k)
+                 - _val_losses(train, None, va, schema, model, random_state + k) for k in range(seeds)], axis=0)
+    p = float(wilcoxon(d, alternative='less', zero_method='zsplit').pvalue) if np.any(d != 0) else 1.0
+    return {'rows': len(va), 'seeds': seeds, 'gain': float(-d.mean()), 'p': p}   # where the offline volume stage pairs rows: near rows anywhere, or inside each rule's region
 
 class DATESynthesizer:
     "DATE: DGR discovery, DGR-guided generation and MAB selection, fitted on training rows and scored on validation rows."
@@ -186,6 +208,7 @@ class DATESynthesizer:
                  relations:bool=True, # keep the relations every training row keeps (find_relations) in every row written
                  model:str='tree', # the downstream model the volume is chosen for: 'tree' (the DATE protocol) or 'linear'
                  scope:str='table', # offline volume rows: 'table' (pairs of near rows anywhere, labelled per rule) or 'rules' (pairs inside each region)
+                 significance:float|None=0.05, # rows are added only when they lower the validation error beyond chance: a one-sided paired test at this level (None: no test)
                  random_state:int=0, # seeds every step
                  progress:bool=False, # show progress bars
                 ):
@@ -208,7 +231,9 @@ class DATESynthesizer:
         if time_budget is not None and (isinstance(time_budget, bool) or not isinstance(time_budget, (int, float)) or not time_budget > 0):
             raise ValueError(f"time_budget={time_budget!r} must be a positive number of seconds, or None")
         self.labeller, self.volumes, self.volume_budget, self.time_budget = labeller, tuple(sorted(set([0, *vols]))), volume_budget, time_budget
-        self.relations, self.model, self.scope = relations, model, scope
+        if significance is not None and (isinstance(significance, bool) or not isinstance(significance, (int, float)) or not 0 < significance < 1):
+            raise ValueError(f"significance={significance!r} must be a level in (0, 1), e.g. 0.05, or None for no test")
+        self.relations, self.model, self.scope, self.significance = relations, model, scope, significance
         self.proposer, self.rho, self.iterations, self.alpha, self.budget, self.pool = proposer, rho, iterations, alpha, budget, pool
         self.n_rules, self.selection, self.min_rows, self.min_coverage = n_rules, selection, min_rows, min_coverage
         self.validation_size, self.random_state, self.progress = validation_size, random_state, progress
@@ -290,7 +315,7 @@ class DATESynthesizer:
         if len(rel): rel['broken by the rows chosen'] = relations.check(self.rows_)['broken'].to_numpy() if len(self.rows_) else 0
         self.report_ = DATEReport(disc.rho, disc.summary(), guided.summary(), self.selection, pd.DataFrame(per_model).set_index('model'),
                                   rep, {'discovery': t1 - t0, 'generation': t2 - t1, 'selection': t3 - t2, 'volume': t4 - t3, 'total': t4 - t0}, notes,
-                                  rel, None if labeller is None else labeller.table_, volume, len(self.rows_), info)
+                                  rel, None if labeller is None else labeller.table_, volume, len(self.rows_), info, self.volume_test_)
         self.rng_ = np.random.default_rng(self.random_state)
         return self
 
@@ -324,6 +349,7 @@ class DATESynthesizer:
         "How many of the pool's rows to add: successive rejects over the volumes, each pull a fresh draw and model seed, scored on the validation rows."
         n = len(train)
         sizes = list(dict.fromkeys(min(int(round(v * n)), len(pool)) for v in self.volumes))
+        self.volume_test_ = None
         if len(sizes) == 1: return pool.iloc[:0], None
         names = [f"{k / n:.3g}x ({k:,} rows)" if k else 'none (0 rows)' for k in sizes]
         ev = downstream_evaluator(train, validation, schema, self.model)
@@ -334,6 +360,13 @@ class DATESynthesizer:
         both = e[[0, best]].dropna() if best else e.iloc[:0]
         if len(both) and both[best].mean() > both[0].mean():   # the promise, on the seeds both saw: never more error than no rows
             notes.append(f"{names[best]} was chosen but did worse than no rows on the seeds both saw: none is added"); best = 0
+        self.volume_test_ = None
+        if best and self.significance is not None:   # a small validation set flatters some volume by chance: ask for evidence
+            t = self.volume_test_ = _paired_test(train, validation, schema, self.model, pool, sizes[best], self.random_state)
+            if not t['p'] < self.significance:
+                notes.append(f"{names[best]} lowered the validation error by {t['gain']:.4g} on average, but not beyond chance on the {t['rows']:,} "
+                             f"validation rows (one-sided Wilcoxon test, paired by row, over {t['seeds']} refits: p = {t['p']:.3g} >= {self.significance:g}): none is added")
+                best = 0
         frame = rej.to_frame()
         frame.insert(0, 'rows', sizes); frame['chosen'] = [i == best for i in range(len(sizes))]
         if rej.stopped != 'budget spent': notes.append(f"volume stage: {rej.stopped}; the choice was made on the pulls done")

@@ -88,6 +88,23 @@ def test_the_promise_holds_when_no_feature_predicts_the_label():
     v = d.report_.volume
     assert v[v.chosen]['mean error'].iloc[0] <= v.loc['none (0 rows)', 'mean error']   # the promise, whatever was chosen
     assert v.loc['none (0 rows)', 'pulls'] >= 1
+    # and no volume passes the paired test on noise: what successive rejects liked best was luck, and no row is added
+    assert d.report_.rows == 0
+    ev = d.report_.evidence
+    assert ev is None or (ev['p'] >= 0.05 and ev['rows'] == len(valid))
+
+
+def test_rows_are_added_only_with_evidence():
+    "The paired test of the chosen volume against none is in the report; significance=None skips it; a level outside (0, 1) is refused."
+    f = clients(900, seed=3)
+    train, valid, test = split(f, 'label', seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        d = DATESynthesizer(random_state=0).fit(train, 'label', validation=valid)
+    ev = d.report_.evidence
+    assert ev is not None and ev['seeds'] == 3 and (d.report_.rows > 0) == (ev['p'] < 0.05)
+    assert d.report_.to_dict()['evidence'] == ev
+    with pytest.raises(ValueError, match='significance=1.5'): DATESynthesizer(significance=1.5)
 
 
 def test_a_labeller_of_the_wrong_kind_says_which_exist():
