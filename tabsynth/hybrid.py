@@ -708,6 +708,7 @@ class HybridSynthesizer:
         if self.guard_ is None: return {'real copy rate': None, 'measured on': 'no guard (allow_copies=True)', 'copy rate': None}
         if g is not None: g.last_ = first   # its warning speaks of the first draw
         return {'real copy rate': self.guard_.rate, 'measured on': self.guard_.source, 'let through': used, 'copy rate': used / n if n else 0.0,
+                'beyond the allowance': max(used - self.guard_.allowed(n), 0),
                 'generator changed': first.get('changed', 0), 'marginal distance before': first.get('marginal distance before'),
                 'marginal distance after': first.get('marginal distance after'), 'warning': g.warning() if g is not None else None}
 
@@ -756,6 +757,7 @@ class HybridSynthesizer:
             if self.keys_ is not None and len(valid):   # a repaired (or custom generator's) row equal to a training row is drawn again
                 copy = _row_keys(valid, self.fit_schema_).isin(self.keys_).to_numpy()
                 through = np.flatnonzero(copy)[:max(budget - used, 0)]   # within the allowance: kept, like any row
+                if rounds == self.max_tries and self.allow_copies is not False: through = np.flatnonzero(copy)   # the last round, under a rate: let through, counted
                 copy[through] = False; used += len(through)
                 copies += int(copy.sum()); valid = valid[~copy]
             kept = valid.index.to_numpy()   # positions in `part` of the rows kept (repaired or fine, and new)
