@@ -753,8 +753,12 @@ class CopyGuard:
         found = int(_row_keys(rows, self.schema).isin(self.keys).sum())
         todo = self._choose(rows)
         out, left = self._swap(rows, todo, fixed)
-        if len(left):   # with copies forbidden, a row no redraw mends is an error; under a rate, it is let through and counted
-            out = redraw_copies(out, draw, self.keys, self.schema, self.what, redraw=left, strict=self.allow is False).rows
+        for attempt in range(3):   # redraw what no swap mended, then swap the fresh copies; with copies forbidden, what is left at the end is an error
+            if not len(left): break
+            last = attempt == 2
+            out = redraw_copies(out, draw, self.keys, self.schema, self.what, redraw=left, strict=last and self.allow is False).rows
+            left = left[_row_keys(out.iloc[left], self.schema).isin(self.keys).to_numpy()]
+            if len(left) and not last: out, left = self._swap(out, left, fixed)
         through = int(_row_keys(out, self.schema).isin(self.keys).sum())
         beyond = through - (found - len(todo))   # copies no swap or redraw mended
         changed, shift = len(todo) - beyond, (None, None)

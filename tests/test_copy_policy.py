@@ -52,8 +52,6 @@ def test_copies_at_the_real_rate_keep_the_marginals(table, make):
     out = {}
     for policy in ('real', True, False):
         g = make(policy).fit(train, schema)
-        if policy is False and isinstance(g, type(make_generator('interpolation'))):
-            continue   # interpolation between few-valued rows leaves some rows no new value: with copies forbidden, a CopyError (tested elsewhere)
         rows = g.sample(len(train))
         out[policy] = (rows, g)
     rows, g = out['real']
@@ -70,10 +68,10 @@ def test_copies_at_the_real_rate_keep_the_marginals(table, make):
     assert s['real copy rate'] == pytest.approx(real_copy_rate(train, schema)[0]) and s['copy rate'] == pytest.approx(rate(rows, train, schema))
     # no copy at all (allow_copies=False): the guard changes a third of the rows or more, says so, and mends them by swapping
     # values between rows, which keeps every column's values (redrawing them, before issue 21, moved the marginals 0.011 -> 0.115)
-    if False not in out: return
     strict = out[False][1].guard_.last_
     assert rate(out[False][0], train, schema) == 0 and strict['changed'] > 0.3 * len(train) and strict['swapped'] > 0.5 * strict['changed']
-    assert strict['marginal distance after'] <= strict['marginal distance before'] + 0.005
+    if not isinstance(g, type(make_generator('interpolation'))):   # (four of five interpolated rows are copies: swaps alone cannot mend them all)
+        assert strict['marginal distance after'] <= strict['marginal distance before'] + 0.005
     assert 'the copy guard changed' in out[False][1].guard_.warning() and 'marginal distance' in out[False][1].guard_.warning()
 
 
