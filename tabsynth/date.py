@@ -184,7 +184,7 @@ def _paired_test(train, validation, schema, model, pool, size, random_state, see
     va = validation[validation[schema.target].notna()].reset_index(drop=True)
     d = np.mean([_val_losses(train, pool.sample(size, random_state=random_state + k), va, schema, model, random_state + k)
                  - _val_losses(train, None, va, schema, model, random_state + k) for k in range(seeds)], axis=0)
-    p = float(wilcoxon(d, alternative='less', zero_method='zsplit').pvalue) if np.any(d != 0) else 1.0
+    p = float(wilcoxon(d, alternative='less', zero_method='wilcox').pvalue) if np.any(d != 0) else 1.0   # rows both models get alike say nothing: left out
     return {'rows': len(va), 'seeds': seeds, 'gain': float(-d.mean()), 'p': p}   # where the offline volume stage pairs rows: near rows anywhere, or inside each rule's region
 
 class DATESynthesizer:
@@ -309,7 +309,9 @@ class DATESynthesizer:
                          f"proposer rejects {rep.get('rejects', {})}")
             warnings.warn(f"DATE produced no synthetic row: {notes[-1]}")
         elif not len(self.rows_):
-            notes.append(f"no volume of the {len(pool):,} rows written lowered the validation error of the {self.model} below that of the training rows alone: none is added")
+            t = self.volume_test_
+            if t is None or t['p'] < (self.significance or 1):
+                notes.append(f"no volume of the {len(pool):,} rows written lowered the validation error of the {self.model} below that of the training rows alone: none is added")
             warnings.warn(f"DATE produced no synthetic row: {notes[-1]}")
         rel = relations.to_frame()
         if len(rel): rel['broken by the rows chosen'] = relations.check(self.rows_)['broken'].to_numpy() if len(self.rows_) else 0

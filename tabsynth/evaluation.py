@@ -418,8 +418,12 @@ class ExactCopyRate(Metric):
     "The share of synthetic rows identical to some real row in every column."
     name, goal = 'exact-copy rate', 'minimize'
     def _compute(self, real, synthetic, schema, holdout):
-        copies = _row_keys(synthetic, schema).isin(set(_row_keys(real, schema)))
-        return {'score': float(copies.mean()), 'copies': int(copies.sum())}
+        keys = set(_row_keys(real, schema))
+        copies = _row_keys(synthetic, schema).isin(keys)
+        out = {'score': float(copies.mean()), 'copies': int(copies.sum())}
+        if holdout is not None and len(holdout):   # what fresh real rows do: the rate a generator may repeat training rows at
+            out['holdout rate'] = float(_row_keys(holdout, schema).isin(keys).mean())
+        return out
 
 class NNDR(Metric):
     "The median ratio of the distances to the closest and second-closest real rows (near 0: memorised rows)."
