@@ -521,9 +521,11 @@ def run_date(input, # a CSV or Parquet file with a target column
             f"{rep.generation['arms']} candidate batches, {len(syn):,} rows selected")
         for note in rep.notes: say(f"note: {note}")
         if not len(syn):
-            say("DATE selected no rows: its selection keeps only batches that lower a shared model's validation error on average over refits, and never a set that raises it; none did here "
-                "(a table that one tree already fits well leaves little to add). Try --selection all (every batch that improved on its own), "
-                "--iterations 5, or a larger --rho")
+            ev = rep.evidence
+            best = f" (the best: p = {ev['p']:.2f} on {ev['rows']} validation rows)" if ev else ''
+            say("DATE selected no rows: it adds rows only when a volume of them lowers the decision tree's validation error beyond chance (a paired test "
+                f"against no rows); none did here{best}. "
+                "A table that one tree already fits well, or one with few validation rows, leaves little to tell from chance")
         report = {**_report_head('date', facts, target, seed, llm), 'split': {'sizes': [round(x, 6) for x in sizes], 'rows': [len(p) for p in parts]},
                   'settings': {'rho': rho, 'iterations': iterations, 'selection': selection, 'alpha': alpha, 'min_rows': min_rows}, 'date': rep.to_dict()}
         if h:
