@@ -164,7 +164,7 @@ class Labeller:
 SELECTIONS = ('mds', 'forward', 'backward', 'top-k', 'all')
 RHO_GRID = (0.02, 0.05, 0.1, 0.2, 0.3)
 VOLUMES = (0, 0.25, 0.5, 1, 2, 5, 10, 20)   # multiples of the training rows the volume stage chooses among
-SCOPES = ('table', 'rules')
+SCOPES = ('table', 'rules')   # where the offline volume stage pairs rows: near rows anywhere, or inside each rule's region
 
 def _val_losses(train, rows, validation, schema, model, seed):
     "Per validation row, the loss of the user's model trained on the training rows plus `rows`: 0/1 misclassified, or the squared error."
@@ -185,7 +185,7 @@ def _paired_test(train, validation, schema, model, pool, size, random_state, see
     d = np.mean([_val_losses(train, pool.sample(size, random_state=random_state + k), va, schema, model, random_state + k)
                  - _val_losses(train, None, va, schema, model, random_state + k) for k in range(seeds)], axis=0)
     p = float(wilcoxon(d, alternative='less', zero_method='wilcox').pvalue) if np.any(d != 0) else 1.0   # rows both models get alike say nothing: left out
-    return {'rows': len(va), 'seeds': seeds, 'gain': float(-d.mean()), 'p': p}   # where the offline volume stage pairs rows: near rows anywhere, or inside each rule's region
+    return {'rows': len(va), 'seeds': seeds, 'gain': float(-d.mean()), 'p': p}
 
 class DATESynthesizer:
     "DATE: DGR discovery, DGR-guided generation and MAB selection, fitted on training rows and scored on validation rows."
@@ -362,7 +362,6 @@ class DATESynthesizer:
         both = e[[0, best]].dropna() if best else e.iloc[:0]
         if len(both) and both[best].mean() > both[0].mean():   # the promise, on the seeds both saw: never more error than no rows
             notes.append(f"{names[best]} was chosen but did worse than no rows on the seeds both saw: none is added"); best = 0
-        self.volume_test_ = None
         if best and self.significance is not None:   # a small validation set flatters some volume by chance: ask for evidence
             t = self.volume_test_ = _paired_test(train, validation, schema, self.model, pool, sizes[best], self.random_state)
             if not t['p'] < self.significance:

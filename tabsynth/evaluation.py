@@ -679,7 +679,7 @@ def real_copy_rate(train:pd.DataFrame, # the training rows
 def _copy_allowance(allow):
     "Check an allow_copies value: 'real', a bool, or a share in [0, 1]."
     if allow == 'real' or isinstance(allow, (bool, np.bool_)): return allow
-    if isinstance(allow, (int, float, np.number)) and 0 <= allow <= 1: return float(allow)
+    if isinstance(allow, (int, float, np.number)) and 0 <= allow <= 1: return float(allow) if allow > 0 else False   # a share of 0 is "never"
     raise ValueError(f"allow_copies={allow!r}: use 'real' (as often as real rows repeat a training row), False (never), True (no guard) "
                      "or a share in [0, 1]")
 
