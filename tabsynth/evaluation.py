@@ -825,9 +825,9 @@ class CopyGuard:
                 'changed': found - kept, 'swapped': found - kept - redrawn, 'redrawn': redrawn, 'copy rate': kept / n if n else 0.0,
                 'marginal distance before': before, 'marginal distance after': after}
 
-    def warning(self) -> str|None:
-        "A one-line warning when the guard redrew a tenth of the rows or more, else None."
-        s = self.last_
+    def warning(self, record:dict|None=None) -> str|None:
+        "A one-line warning when the guard changed a tenth of the rows or more (in `record`, by default its last), else None."
+        s = record if record is not None else self.last_
         if not s or not s['rows'] or s['changed'] < 0.1 * s['rows']: return None
         moved = (f"; marginal distance {s['marginal distance before']:.3f} -> {s['marginal distance after']:.3f}"
                  if s['marginal distance after'] is not None else '')

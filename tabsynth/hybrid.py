@@ -28,7 +28,7 @@ from .datasets import load, split
 from .rules import Template, RuleError
 
 # %% ../nbs/08_hybrid.ipynb #818b4ab9
-from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd, htdbu_table, _markdown, _timed, training_keys, redraw_copies, _row_keys, CopyError, CopyGuard, _copy_allowance
+from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd, htdbu_table, _markdown, _timed, _row_keys, CopyError, CopyGuard, _copy_allowance
 
 # %% ../nbs/08_hybrid.ipynb #40d76b55
 from .llm import LLMClient, LLMError, _column_schema, _json_value, _predicate_schemas
@@ -706,11 +706,10 @@ class HybridSynthesizer:
     def _privacy(self, n, used, first, g):
         "The copy policy's record for a sample of `n` rows with `used` copies let through; `first` is the generator guard's record of the first draw."
         if self.guard_ is None: return {'real copy rate': None, 'measured on': 'no guard (allow_copies=True)', 'copy rate': None}
-        if g is not None: g.last_ = first   # its warning speaks of the first draw
         return {'real copy rate': self.guard_.rate, 'measured on': self.guard_.source, 'let through': used, 'copy rate': used / n if n else 0.0,
                 'beyond the allowance': max(used - self.guard_.allowed(n), 0),
                 'generator changed': first.get('changed', 0), 'marginal distance before': first.get('marginal distance before'),
-                'marginal distance after': first.get('marginal distance after'), 'warning': g.warning() if g is not None else None}
+                'marginal distance after': first.get('marginal distance after'), 'warning': g.warning(first) if g is not None else None}   # of the first draw: later rounds redraw few rows
 
     def _like(self, template, bottom_up):
         "An unfitted synthesizer with this one's settings, another template and another generator."
