@@ -21,15 +21,13 @@ def test_the_package_imports_as_documented():
 def test_demo_writes_its_report(tmp_path):
     r = run('demo', '--out', str(tmp_path/'demo'), '--seed', '3')
     assert r.returncode == 0, r.stderr
-    assert "table 'penguins': 8 columns; target 'species' (classification)" in r.stdout
+    assert "table 'diabetes': 11 columns; target 'progression' (regression)" in r.stdout
     report = json.loads((tmp_path/'demo/report.json').read_text())
-    assert report['split'] == {'sizes': [0.6, 0.2, 0.2], 'seed': 3, 'rows': {'train': 206, 'valid': 69, 'test': 69},
-                               'class_shares': report['split']['class_shares']}
-    assert set(report['split']['class_shares']) == {'train', 'valid', 'test'}
+    assert report['split'] == {'sizes': [0.6, 0.2, 0.2], 'seed': 3, 'rows': {'train': 265, 'valid': 89, 'test': 88}, 'class_shares': None}
     assert (tmp_path/'demo/overview.png').stat().st_size > 10_000
     assert sorted(p.name for p in (tmp_path/'demo').iterdir()) == ['date.csv', 'evaluation', 'hybrid.csv', 'overview.png', 'report.json', 'schema.json', 'scm']
     assert sorted(p.name for p in (tmp_path/'demo/evaluation').iterdir()) == ['associations.png', 'detection_roc.png', 'marginals.png']
-    assert report['evaluation']['rows'] == {'real': 275, 'synthetic': 275, 'holdout': 69}
+    assert report['evaluation']['rows'] == {'real': 354, 'synthetic': 354, 'holdout': 88}
     assert 'made' in r.stdout and 'everything above, as JSON' in r.stdout and str(tmp_path/'demo/report.json') in r.stdout
     sc = report['scm']
     assert sc['rows'] == {'main': 2000, 'aux': 500} and 'SCM (two tables from nothing)' in r.stdout
@@ -37,11 +35,21 @@ def test_demo_writes_its_report(tmp_path):
     main_t, aux_t = pd.read_csv(tmp_path/'demo/scm/main.csv'), pd.read_csv(tmp_path/'demo/scm/aux.csv')
     assert main_t.aux_id.isin(aux_t.aux_id).all() and 'REFERENCES aux(aux_id)' in (tmp_path/'demo/scm/schema.sql').read_text()
     h = report['hybrid']
-    assert h['rows'] == len(pd.read_csv(tmp_path/'demo/hybrid.csv')) == 275 and h['report']['hard_rate'] == 0
-    assert max(h['class_shares'].values()) - min(h['class_shares'].values()) < 0.1 and 'H-TDBU (template' in r.stdout
-    d = report['date']
-    assert d['measure'] == 'error %' and d['rows'] == len(pd.read_csv(tmp_path/'demo/date.csv')) and 0 <= d['with DATE'] <= 100
-    assert 'DATE (offline proposer' in r.stdout and d['report']['selection'] == 'mds'
+    assert h['rows'] == len(pd.read_csv(tmp_path/'demo/hybrid.csv')) == 354 and h['report']['hard_rate'] == 0 and h['balanced'] == 'sex'
+    assert max(h['shares'].values()) - min(h['shares'].values()) < 0.1 and "H-TDBU (template 'balanced sex'" in r.stdout
+    d = report['date']   # the demo's promise: on its default table, DATE's rows lower the decision tree's test error
+    assert d['measure'] == 'MSE' and d['rows'] == len(pd.read_csv(tmp_path/'demo/date.csv')) > 0 and d['with DATE'] < d['real']
+    assert 'DATE (offline proposer' in r.stdout and 'passed a one-sided paired test' in r.stdout and d['report']['selection'] == 'mds'
+
+def test_demo_on_a_classification_table_balances_its_classes(tmp_path):
+    r = run('demo', '--dataset', 'penguins', '--out', str(tmp_path), '--seed', '3')
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path/'report.json').read_text())
+    assert set(report['split']['class_shares']) == {'train', 'valid', 'test'} and report['split']['rows'] == {'train': 206, 'valid': 69, 'test': 69}
+    h, d = report['hybrid'], report['date']
+    assert h['balanced'] == 'species' and max(h['shares'].values()) - min(h['shares'].values()) < 0.1 and 'TSTR AUROC' in r.stdout
+    assert d['measure'] == 'error %' and 0 <= d['with DATE'] <= 100
+    if d['rows'] == 0: assert 'beyond chance' in r.stdout   # a table where no gain is beyond chance: the demo says so
 
 
 def test_demo_on_a_table_date_cannot_use_still_reports(tmp_path):
