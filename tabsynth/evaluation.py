@@ -26,12 +26,12 @@ from .datasets import load, split
 __all__ = ['PAPER_REAL', 'GENERATORS', 'SPLIT_SEEDS', 'RESULTS', 'check_pair', 'prepare', 'Metric', 'feature_columns', 'encoder',
            'train_and_score', 'TSTR', 'TRTR', 'augmentation_error', 'AugmentationError', 'ks_distance', 'tvd',
            'MarginalDistance', 'cramers_v', 'correlation_ratio', 'association_matrix', 'AssociationDifference',
-           'DetectionAUC', 'Coverage', 'DCR', 'ExactCopyRate', 'NNDR', 'RuleViolationRate', 'XModal', 'DistinctRows',
-           'LeafCoverage', 'default_metrics', 'Report', 'plot_marginals', 'plot_associations', 'plot_roc', 'CopyError',
-           'Redrawn', 'training_keys', 'real_copy_rate', 'redraw_copies', 'CopyGuard', 'IndependentSampler',
-           'InterpolationSampler', 'SDVSynthesizer', 'make_generator', 'real_protocol_check', 'failure', 'bench_date',
-           'htdbu_table', 'bench_htdbu', 'over_seeds', 'seed_cell', 'date_summary', 'date_timings', 'failures',
-           'htdbu_summary', 'write_summary', 'bench_baselines']
+           'DetectionAUC', 'detection_columns', 'Coverage', 'DCR', 'ExactCopyRate', 'NNDR', 'RuleViolationRate',
+           'XModal', 'DistinctRows', 'LeafCoverage', 'default_metrics', 'Report', 'plot_marginals', 'plot_associations',
+           'plot_roc', 'CopyError', 'Redrawn', 'training_keys', 'real_copy_rate', 'redraw_copies', 'CopyGuard',
+           'IndependentSampler', 'InterpolationSampler', 'SDVSynthesizer', 'make_generator', 'real_protocol_check',
+           'failure', 'bench_date', 'htdbu_table', 'bench_htdbu', 'over_seeds', 'seed_cell', 'date_summary',
+           'date_timings', 'failures', 'htdbu_summary', 'write_summary', 'bench_baselines']
 
 # %% ../nbs/02_evaluation.ipynb #9d4d78dd
 def _check_columns(real, other, what):
@@ -354,6 +354,41 @@ class DetectionAUC(Metric):
         fpr, tpr, _ = roc_curve(y, p)
         auc = float(roc_auc_score(y, p))
         return {'score': max(auc, 0.5), 'raw_auc': auc, 'rows_each': n, 'fpr': fpr, 'tpr': tpr}
+
+# %% ../nbs/02_evaluation.ipynb #2410b060
+def detection_columns(real:pd.DataFrame, # real rows
+                      synthetic:pd.DataFrame, # synthetic rows
+                      schema:Schema, # their schema (the target is a column like any other here)
+                      max_rows:int=3000, # rows of each side used at most
+                      random_state:int=0, # seed of the subsampling, the halves and the classifiers
+                     ) -> pd.DataFrame:
+    """What gives synthetic rows away, column by column: `alone` is the detection AUROC of a classifier that sees that column
+    only (cross-validated, floored at 0.5), `importance` the drop in a full detector's AUROC on held-out rows when the column's
+    values are shuffled. A column high alone has values real rows never have (decimals, values between real ones, a wrong
+    marginal); a column low alone but important is given away by its combinations with other columns."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import train_test_split
+    n = min(len(real), len(synthetic), max_rows)
+    if n < 10: raise ValueError(f"detection_columns needs at least 10 rows on each side, got {n}")
+    both = pd.concat([real.sample(n, random_state=random_state), synthetic.sample(n, random_state=random_state)], ignore_index=True)
+    y = np.r_[np.zeros(n), np.ones(n)]
+    s = Schema([c for c in schema.columns if c.kind != 'text'], name=schema.name)
+    alone = {c.name: DetectionAUC(folds=3, max_rows=max_rows, random_state=random_state)._compute(real[[c.name]], synthetic[[c.name]], Schema([c], name=s.name), None)['score']
+             for c in s}
+    X = _as_features(both, s)
+    Xa, Xb, ya, yb = train_test_split(X, y, test_size=0.5, stratify=y, random_state=random_state)
+    enc = encoder(s, 'tree').fit(Xa)
+    clf = HistGradientBoostingClassifier(max_iter=100, random_state=random_state).fit(enc.transform(Xa), ya)
+    full = roc_auc_score(yb, clf.predict_proba(enc.transform(Xb))[:, 1])
+    rng = np.random.default_rng(random_state)
+    drop = {}
+    for c in s.names:
+        Xp = Xb.copy(); Xp[c] = rng.permutation(Xp[c].to_numpy())
+        drop[c] = float(full - roc_auc_score(yb, clf.predict_proba(enc.transform(Xp))[:, 1]))
+    out = pd.DataFrame({'alone': alone, 'importance': drop}).rename_axis('column').sort_values('importance', ascending=False)
+    out.attrs['detection AUC (held-out half)'] = float(full)
+    return out
+
 
 # %% ../nbs/02_evaluation.ipynb #74665682
 class Coverage(Metric):

@@ -12,14 +12,15 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 # %% auto #0
-__all__ = ['BOTTOM_UP', 'TEMPLATE_PROMPT', 'MANUAL_TEMPLATE', 'STRICT_TEMPLATE', 'TEMPLATES', 'PAPER_HTDBU', 'ConditionError',
-           'Independent', 'GaussianCopula', 'TreeChain', 'RandomForestChain', 'XGBoostChain', 'SDVGenerator', 'CTGAN',
-           'TVAE', 'bottom_up', 'HybridReport', 'HybridSynthesizer', 'TextPool', 'pair_text', 'data_summary',
-           'template_schema', 'ProposedTemplate', 'propose_template', 'escalate', 'LoopHistory', 'feedback_loop',
-           'hybrid_benchmark', 'hybrid_summary']
+__all__ = ['BOTTOM_UP', 'TEMPLATE_PROMPT', 'MANUAL_TEMPLATE', 'STRICT_TEMPLATE', 'TEMPLATES', 'PAPER_HTDBU', 'REALISM_GENERATORS',
+           'REALISM_TABLES', 'joint_groups', 'TableShape', 'ConditionError', 'Independent', 'GaussianCopula',
+           'TreeChain', 'RandomForestChain', 'XGBoostChain', 'SDVGenerator', 'CTGAN', 'TVAE', 'bottom_up',
+           'HybridReport', 'HybridSynthesizer', 'TextPool', 'pair_text', 'data_summary', 'template_schema',
+           'ProposedTemplate', 'propose_template', 'escalate', 'LoopHistory', 'feedback_loop', 'hybrid_benchmark',
+           'hybrid_summary', 'realism_benchmark', 'realism_summary']
 
 # %% ../nbs/08_hybrid.ipynb #1811baa7
-from .core import Schema, _closest, _is_null, _py, write_atomic
+from .core import Column, Schema, _closest, _is_null, _py, write_atomic
 
 # %% ../nbs/08_hybrid.ipynb #4625e1d9
 from .datasets import load, split
@@ -32,6 +33,144 @@ from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd
 
 # %% ../nbs/08_hybrid.ipynb #40d76b55
 from .llm import LLMClient, LLMError, _column_schema, _json_value, _predicate_schemas
+
+# %% ../nbs/08_hybrid.ipynb #fc775061
+def _tuple_keys(df, cols):
+    "One hashable key per row over `cols`, missing values as one key of their own."
+    return pd.Series(list(zip(*[[None if _is_null(v) else v for v in df[c].tolist()] for c in cols])), index=df.index)
+
+def _entropy(df, cols):
+    "The entropy (nats) of the joint values of `cols` over the rows of `df`."
+    p = _tuple_keys(df, cols).value_counts(normalize=True).to_numpy()
+    return float(-(p * np.log(p)).sum())
+
+def joint_groups(df:pd.DataFrame, # the training rows
+                 schema:Schema, # their schema
+                 exclude=(), # columns never grouped (the ones sampling is conditioned on)
+                 tolerance:float=0.05, # how far from a function a group may be: 0 one column determines the others, 1 independent
+                 min_repeats:int=10, # each combination of a group occurs this often on average
+                ) -> list:
+    """Sets of columns that occur in few combinations, because one nearly determines the others. A pair is joined when what
+    is left uncertain of the coarser column once the finer is known is at most `tolerance` of the coarser column's entropy:
+    (H(a, b) - max(H(a), H(b))) / min(H(a), H(b)) <= tolerance. Groups are the connected pairs; a group must meet the same bound
+    as a whole, (H(group) - max H(column)) / (sum H(column) - max H(column)) <= tolerance, and hold at most rows / min_repeats combinations."""
+    n = len(df)
+    cols = [c.name for c in schema if c.name in df.columns and c.name not in exclude and c.kind in ('categorical', 'boolean', 'numeric', 'integer')
+            and 2 <= df[c.name].nunique(dropna=False) <= n / min_repeats]
+    h = {c: _entropy(df, [c]) for c in cols}
+    loose = lambda g: (_entropy(df, g) - max(h[c] for c in g)) / max(sum(h[c] for c in g) - max(h[c] for c in g), 1e-12)
+    parent = {c: c for c in cols}
+    def root(c):
+        while parent[c] != c: c = parent[c]
+        return c
+    for i, a in enumerate(cols):
+        for b in cols[i + 1:]:
+            if loose([a, b]) <= tolerance: parent[root(a)] = root(b)
+    groups = {}
+    for c in cols: groups.setdefault(root(c), []).append(c)
+    return [g for g in groups.values() if len(g) > 1 and loose(g) <= tolerance and len(df[g].drop_duplicates()) <= n / min_repeats]
+
+def _decimals(x, most:int=6):
+    "The fewest decimal places that write at least 99.9 % of the numbers `x` exactly (None: more than `most`)."
+    for k in range(most + 1):
+        if (np.abs(x * 10.0**k - np.round(x * 10.0**k)) < 1e-6).mean() >= 0.999: return k
+    return None
+
+class TableShape:
+    """What real rows look like beyond their marginals and correlations: columns that occur together in few combinations (see
+    `joint_groups`), and each number's decimal places and, when its values repeat, its set of values (a number becomes a nearby value, the frequent ones catching more: see
+    `decode`, so a spike stays a spike). `encode` turns each group
+    into one column, the number of its combination (ordered by the group's numbers, so that a model of numbers sees neighbours
+    as neighbours); `decode` writes the combinations back and puts every other number on its column's grid. A generator fitted on
+    the encoded rows can then only write combinations and values the training rows hold, which is what a detector looks at first."""
+    def __init__(self, tolerance:float=0.05, # joint_groups: how far from a function a group may be
+                 min_repeats:int=10, # joint_groups: each combination occurs this often on average
+                 value_repeats:float=3, # a number keeps its set of values when each value occurs this often on average
+                ):
+        self.tolerance, self.min_repeats, self.value_repeats = tolerance, min_repeats, value_repeats
+    def fit(self, df:pd.DataFrame, schema:Schema, exclude=()) -> TableShape:
+        "Find the groups (never among `exclude`), their combinations, and each other number's decimals and values."
+        self.schema_, self.dtypes_ = schema, df[schema.names].dtypes
+        self.groups_ = joint_groups(df, schema, exclude, self.tolerance, self.min_repeats)
+        self.combos_, self.names_ = [], []
+        for g in self.groups_:
+            num = sorted([c for c in g if schema[c].kind in ('numeric', 'integer')], key=lambda c: -df[c].nunique())
+            t = df[g].drop_duplicates().sort_values(num + [c for c in g if c not in num], na_position='last').reset_index(drop=True)
+            self.combos_.append(t)
+            name = ' & '.join(g)
+            while name in df.columns or name in self.names_: name += "'"
+            self.names_.append(name)
+        grouped = set(self.grouped)
+        self.decimals_, self.values_ = {}, {}
+        for c in schema:
+            if c.kind not in ('numeric', 'integer') or c.name in grouped: continue
+            x = pd.to_numeric(df[c.name], errors='coerce').dropna().to_numpy(float)
+            if not len(x): continue
+            if c.kind == 'numeric' and (k := _decimals(x)) is not None: self.decimals_[c.name] = k
+            u, w = np.unique(x, return_counts=True)
+            if len(u) * self.value_repeats <= len(x):
+                q = np.subtract(*np.percentile(x, [75, 25])) / 1.34
+                h = 0.9 * (min(x.std(), q) if q > 0 else x.std()) * len(x) ** -0.2   # Silverman's bandwidth
+                self.values_[c.name] = (u, np.log(w / w.sum()), h)
+        cols = [c for c in schema if c.name not in grouped]
+        for g, t, name in zip(self.groups_, self.combos_, self.names_):
+            numeric = any(schema[c].kind in ('numeric', 'integer') for c in g)
+            cols.append(Column(name, 'integer', min=0, max=len(t) - 1) if numeric else Column(name, 'categorical', categories=list(range(len(t)))))
+        self.model_schema_ = Schema(cols, target=schema.target if schema.target not in grouped else None,
+                                    task=schema.task if schema.target not in grouped else None, name=schema.name)
+        return self
+    @property
+    def grouped(self) -> list:
+        "The columns drawn as a combination."
+        return [c for g in self.groups_ for c in g]
+    def encode(self, df:pd.DataFrame) -> pd.DataFrame:
+        "The rows with each group as the number of its combination (every combination must be one of the training rows')."
+        out = df.drop(columns=self.grouped)
+        for g, t, name in zip(self.groups_, self.combos_, self.names_):
+            ids = pd.Series(np.arange(len(t)), index=_tuple_keys(t, g).to_numpy())
+            code = ids.reindex(_tuple_keys(df, g).to_numpy())
+            if code.isna().any(): raise ValueError(f"a row holds a combination of {g} that the training rows never hold: {df[g][code.isna().to_numpy()].iloc[0].to_dict()}")
+            out[name] = code.to_numpy(int)
+        return out[self.model_schema_.names]
+    def decode(self, rows:pd.DataFrame, fixed=(), rng=None, window:int=64) -> pd.DataFrame:
+        """The rows in the table's columns: each group's combination written back, the other numbers (but `fixed`) on their grid.
+        A number x becomes one of the column's values v (among the `window` nearest on each side) with probability proportional to
+        p(v) exp(-(x - v)² / 2h²), p(v) its share of the training rows and h a kernel bandwidth, so that a value real rows take
+        often catches the numbers around it and a rare one only those close to it (`rng`: drawn; None: the most probable)."""
+        out = rows.copy()
+        for g, t, name in zip(self.groups_, self.combos_, self.names_):
+            i = np.clip(np.round(pd.to_numeric(out.pop(name), errors='coerce').fillna(0).to_numpy(float)), 0, len(t) - 1).astype(int)
+            for c in g: out[c] = t[c].to_numpy()[i]
+        for c in set(self.decimals_) | set(self.values_):
+            if c in fixed: continue
+            x = pd.to_numeric(out[c], errors='coerce').to_numpy(float)
+            ok = ~np.isnan(x)
+            if c in self.decimals_: x[ok] = np.round(x[ok], self.decimals_[c])
+            if c in self.values_ and ok.any():
+                u, lw, h = self.values_[c]
+                xs = x[ok]
+                near = np.searchsorted(u, xs)[:, None] + np.arange(-window, window + 1)[None, :]
+                inside = (near >= 0) & (near < len(u))
+                near = np.clip(near, 0, len(u) - 1)
+                score = np.where(inside, lw[near] - 0.5 * ((xs[:, None] - u[near]) / h) ** 2 if h > 0 else -np.abs(xs[:, None] - u[near]), -np.inf)
+                if rng is not None: score = score - np.log(-np.log(rng.uniform(1e-300, 1, score.shape)))   # Gumbel-max: a draw from the softmax
+                x[ok] = u[near[np.arange(len(xs)), score.argmax(axis=1)]]
+            out[c] = x
+        out = out[self.schema_.names]
+        for c in self.schema_.names:
+            try: out[c] = out[c].astype(self.dtypes_[c])
+            except (TypeError, ValueError): pass   # an int column with missing values stays float
+        return out
+    def to_frame(self) -> pd.DataFrame:
+        "One line per group and per number: what is kept, and how many combinations or values."
+        rows = [{'columns': ', '.join(g), 'kept': 'combinations', 'count': len(t)} for g, t in zip(self.groups_, self.combos_)]
+        for c in self.schema_.names:
+            if c in self.decimals_ or c in self.values_:
+                rows.append({'columns': c, 'kept': ' and '.join(k for k, on in (('decimals', c in self.decimals_), ('values', c in self.values_)) if on),
+                             'count': len(self.values_[c][0]) if c in self.values_ else None, 'decimals': self.decimals_.get(c)})
+        return pd.DataFrame(rows, columns=['columns', 'kept', 'count', 'decimals'])
+    def __repr__(self): return f"TableShape({len(self.groups_)} groups, {len(self.decimals_)} numbers with decimals, {len(self.values_)} with value sets)"
+
 
 # %% ../nbs/08_hybrid.ipynb #dc025db1
 class ConditionError(ValueError):
@@ -96,17 +235,24 @@ def _finish(gen, out, n):
 
 class _Base:
     """What every bottom-up generator shares: the schema, each column's training values and range, the conditions check,
-    and the privacy guard (copies of training rows at most as often as `allow_copies` allows: see CopyGuard)."""
-    name, allow_copies = 'base', 'real'
-    def _remember(self, df, schema):
-        self.schema_ = _schema_for(df, schema)
-        df = df[self.schema_.names]
+    the privacy guard (copies of training rows at most as often as `allow_copies` allows: see CopyGuard), and the shape of
+    real rows (unless `shape=False`: see TableShape): the generator models the encoded rows, its rows are decoded before the guard."""
+    name, allow_copies, shape = 'base', 'real', True
+    def _remember(self, df, schema, first=None):
+        self.table_schema_ = _schema_for(df, schema)
+        df = df[self.table_schema_.names]
+        for c in df.columns:
+            if df[c].isna().all():
+                raise ValueError(f"column {c!r} has no value in the {len(df)} training rows: a generator cannot learn it; drop it, or fill it")
+        self.guard_ = None if _copy_allowance(self.allow_copies) is True else CopyGuard(df, self.table_schema_, self.allow_copies, what=f"the {self.name} generator")
+        self.keys_ = None if self.guard_ is None else self.guard_.keys
+        self.shape_ = TableShape().fit(df, self.table_schema_, exclude=list(first or [])) if self.shape else None
+        if self.shape_ is not None: df, self.schema_ = self.shape_.encode(df), self.shape_.model_schema_
+        else: self.schema_ = self.table_schema_
         self.values_ = {c: df[c].to_numpy() for c in df.columns}
         self.dtypes_ = df.dtypes
         self.lims_ = {}
         for c in self.schema_:
-            if df[c.name].isna().all():
-                raise ValueError(f"column {c.name!r} has no value in the {len(df)} training rows: a generator cannot learn it; drop it, or fill it")
             if c.kind in ('numeric', 'integer'):
                 v = df[c.name].astype(float)
                 lo = c.min if c.min is not None else v.min()
@@ -115,18 +261,23 @@ class _Base:
             elif c.kind == 'datetime':
                 v = pd.to_datetime(df[c.name])
                 self.lims_[c.name] = (v.min(), v.max(), bool((v.dropna() == v.dropna().dt.normalize()).all()))   # whole days only?
-        self.guard_ = None if _copy_allowance(self.allow_copies) is True else CopyGuard(df, self.schema_, self.allow_copies, what=f"the {self.name} generator")
-        self.keys_ = None if self.guard_ is None else self.guard_.keys
         self.rng_ = np.random.default_rng(self.random_state)
         return df
     def _sample(self, n, conditions):
-        "Check the conditions, draw, and draw again (for the same conditions) every row that copies a training row."
+        "Check the conditions, draw, decode (TableShape), and draw again (for the same conditions) every row that copies a training row."
+        grouped = self.shape_.grouped if self.shape_ is not None else []
+        if isinstance(conditions, pd.DataFrame) and (bad := [c for c in conditions.columns if c in grouped]):
+            g = next(g for g in self.shape_.groups_ if bad[0] in g)
+            raise ValueError(f"condition column {bad[0]!r} is drawn jointly with {[c for c in g if c != bad[0]]} (the training rows hold only "
+                             f"{len(self.shape_.combos_[self.shape_.groups_.index(g)])} combinations of them): fit with first={bad} to condition on it")
         cond = _check_conditions(self, conditions, n)
-        rows = self._draw(n, cond)
+        fixed = [] if cond is None else list(cond.columns)
+        draw = lambda m, c: self._draw(m, c) if self.shape_ is None else self.shape_.decode(self._draw(m, c), fixed, self.rng_)
+        rows = draw(n, cond)
         self.copies_redrawn_ = 0
         if self.guard_ is None or not len(rows): return rows
-        again = lambda pos: self._draw(len(pos), None if cond is None else cond.iloc[pos].reset_index(drop=True))
-        rows = self.guard_.apply(rows, again, fixed=() if cond is None else list(cond.columns))   # a swap keeps the conditions
+        again = lambda pos: draw(len(pos), None if cond is None else cond.iloc[pos].reset_index(drop=True))
+        rows = self.guard_.apply(rows, again, fixed=fixed + grouped)   # a swap keeps the conditions and the combinations
         self.copies_redrawn_ = self.guard_.last_['changed']
         return rows
     def reseed(self, seed:int):
@@ -140,11 +291,12 @@ class _Base:
 class Independent(_Base):
     "Each column drawn on its own from its training values (empirical marginals, missing values included); conditions are copied."
     name = 'independent'
-    def __init__(self, random_state:int|None=None, allow_copies='real'): self.random_state, self.allow_copies = random_state, allow_copies
-    def _params(self): return {'random_state': self.random_state, 'allow_copies': self.allow_copies}
+    def __init__(self, random_state:int|None=None, allow_copies='real', shape:bool=True):
+        self.random_state, self.allow_copies, self.shape = random_state, allow_copies, shape
+    def _params(self): return {'random_state': self.random_state, 'allow_copies': self.allow_copies, 'shape': self.shape}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
-        "Remember each column's values (`first` is accepted for the common contract; the columns are independent)."
-        self._remember(df, schema)
+        "Remember each column's values (`first`: columns sampling is conditioned on, never drawn as part of a combination)."
+        self._remember(df, schema, first)
         return self
     def sample(self, n:int, conditions:pd.DataFrame|None=None) -> pd.DataFrame:
         "`n` rows, each column drawn independently; the conditioned columns take the given values."
@@ -229,13 +381,14 @@ class GaussianCopula(_Base):
     name = 'gaussian_copula'
     def __init__(self, gibbs:int=20, # sweeps that draw several conditioned columns jointly
                  random_state:int|None=None,
-                 allow_copies='real'): # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
-        self.gibbs, self.random_state, self.allow_copies = gibbs, random_state, allow_copies
-    def _params(self): return {'gibbs': self.gibbs, 'random_state': self.random_state, 'allow_copies': self.allow_copies}
+                 allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
+                 shape:bool=True): # keep the shape of real rows: combinations and value grids (TableShape)
+        self.gibbs, self.random_state, self.allow_copies, self.shape = gibbs, random_state, allow_copies, shape
+    def _params(self): return {'gibbs': self.gibbs, 'random_state': self.random_state, 'allow_copies': self.allow_copies, 'shape': self.shape}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
         """Learn the marginals and the correlation of the normal scores (ties and categories drawn at random inside their
         intervals; correlations over the rows where both numbers are observed)."""
-        df = self._remember(df, schema)
+        df = self._remember(df, schema, first)
         s = self.schema_
         self.marg_ = {c.name: _Marginal(df[c.name].to_numpy(), c.kind) for c in s}
         self.columns_ = list(df.columns)
@@ -343,7 +496,8 @@ class TreeChain(_Base):
                  residual_bins:int=10, # numbers: residuals are drawn among rows in the same decile of the prediction
                  n_jobs:int=-1, # threads for fitting and predicting
                  random_state:int|None=None,
-                 allow_copies='real'): # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
+                 allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
+                 shape:bool=True): # keep the shape of real rows: combinations and value grids (TableShape)
         if model not in ('random_forest', 'xgboost'): raise ValueError(f"model={model!r}: use 'random_forest' or 'xgboost'{_closest(str(model), ['random_forest', 'xgboost'])}")
         if max_parents < 1: raise ValueError(f"max_parents={max_parents}: a chain column needs at least 1 parent")
         rf = model == 'random_forest'
@@ -351,8 +505,8 @@ class TreeChain(_Base):
         self.n_estimators = n_estimators or (30 if rf else 80)
         self.max_depth = max_depth if max_depth is not None else (None if rf else 6)
         self.max_rows = max_rows or (5000 if rf else 8000)
-        self.name, self.allow_copies = ('random_forest' if rf else 'xgboost'), allow_copies
-    def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'n_jobs', 'random_state', 'allow_copies')}
+        self.name, self.allow_copies, self.shape = ('random_forest' if rf else 'xgboost'), allow_copies, shape
+    def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'n_jobs', 'random_state', 'allow_copies', 'shape')}
 
     def _estimator(self, classify, n_classes=2):
         seed = int(self.rng_.integers(2**31))
@@ -368,7 +522,7 @@ class TreeChain(_Base):
             first:list|None=None, # columns that come first in the chain: the ones sampling will be conditioned on
            ):
         "Order the columns (`first`, then greedily the most associated), and fit one model per column on at most `max_rows` rows."
-        df = self._remember(df, schema)
+        df = self._remember(df, schema, first)
         first = list(dict.fromkeys(first or []))
         bad = [c for c in first if c not in df.columns]
         if bad: raise KeyError(f"first names {bad[0]!r}, which is not a column of the table{_closest(bad[0], list(df.columns))}")
@@ -492,14 +646,15 @@ class SDVGenerator(_Base):
                  max_tries:int=3, # rounds of conditional sampling for rows still missing
                  max_tries_per_batch:int=25, # SDV's reject-sampling attempts per batch, in each round
                  random_state:int|None=None,
-                 allow_copies='real'): # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
+                 allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
+                 shape:bool=True): # keep the shape of real rows: combinations and value grids (TableShape)
         if kind not in ('ctgan', 'tvae'): raise ValueError(f"kind={kind!r}: use 'ctgan' or 'tvae'{_closest(str(kind), ['ctgan', 'tvae'])}")
         self.kind, self.epochs, self.max_tries, self.max_tries_per_batch, self.random_state = kind, epochs, max_tries, max_tries_per_batch, random_state
-        self.name, self.allow_copies = kind, allow_copies
-    def _params(self): return {k: getattr(self, k) for k in ('kind', 'epochs', 'max_tries', 'max_tries_per_batch', 'random_state', 'allow_copies')}
+        self.name, self.allow_copies, self.shape = kind, allow_copies, shape
+    def _params(self): return {k: getattr(self, k) for k in ('kind', 'epochs', 'max_tries', 'max_tries_per_batch', 'random_state', 'allow_copies', 'shape')}
     def fit(self, df:pd.DataFrame, schema:Schema|None=None, first=None):
-        "Fit the SDV synthesizer (`first` is accepted for the common contract)."
-        df = self._remember(df, schema)
+        "Fit the SDV synthesizer (`first`: columns sampling is conditioned on, never drawn as part of a combination)."
+        df = self._remember(df, schema, first)
         if len(df) < self.min_rows:
             raise ValueError(f"{self.kind.upper()} needs at least {self.min_rows} training rows to learn anything, got {len(df)}: "
                              "on a small table use GaussianCopula or a tree chain")
@@ -1171,3 +1326,89 @@ def hybrid_summary(f:pd.DataFrame) -> str:
         lines.append(f"- random-forest chain fit + sample of {int(ok['rows'].max()):,} rows: {rf:.1f} s, {100 * rf / ct:.1f} % of CTGAN's {ct:.1f} s "
                      f"in the same run (target < 5 %: {'met' if rf < 0.05 * ct else 'not met'})")
     return '\n'.join(lines) + '\n'
+
+# %% ../nbs/08_hybrid.ipynb #d22e3290
+REALISM_GENERATORS = ('independent', 'gaussian_copula', 'random_forest', 'xgboost', 'random_forest, no shape', 'sdv_copula', 'ctgan')
+REALISM_TABLES = ('bank-additional', 'diabetes', 'breast-cancer', 'wine', 'penguins', 'iris')
+
+def _realism_generator(name, seed, epochs):
+    "A generator of the realism benchmark by name: a bottom-up one, the chain without its shape, or SDV's own Gaussian copula."
+    if name == 'sdv_copula': return SDVSynthesizer('gaussian_copula', random_state=seed)
+    if name.endswith(', no shape'): return bottom_up(name.split(',')[0], random_state=seed, shape=False)
+    return bottom_up(name, random_state=seed, **({'epochs': epochs} if name in ('ctgan', 'tvae') else {}))
+
+def realism_benchmark(tables=REALISM_TABLES, # dataset names
+                      generators=REALISM_GENERATORS, # bottom-up generators, 'NAME, no shape', 'sdv_copula' (SDV's Gaussian copula)
+                      seeds=(42, 1, 2), # split and generator seeds
+                      rows:int=10000, # synthetic rows per run
+                      epochs:int=50, # CTGAN/TVAE epochs
+                      out='bench/realism', # folder for realism.csv and summary.md (None: write nothing)
+                      path=None, # the benchmark data folder
+                      progress:bool=True,
+                     ) -> pd.DataFrame:
+    """Can a classifier tell the rows from real ones? Per table and split seed (60/20/20; the generators learn the training and
+    validation rows, the test rows are the holdout): each generator's fit + sample seconds, TSTR (logistic regression, AUROC or R²)
+    beside TRTR, marginal distance, association difference and detection AUC against the training rows, and the same for fresh
+    real rows (the test rows) as the yardstick. A table that cannot be loaded here is skipped with a note."""
+    from tqdm.auto import tqdm
+    from tabsynth.evaluation import AssociationDifference, DetectionAUC, MarginalDistance, failure, _check_seeds
+    seeds, recs, loaded = _check_seeds(seeds), [], {}
+    for t in tables:
+        try: loaded[t] = load(t, path)
+        except (FileNotFoundError, KeyError, ValueError) as e: recs.append({'table': t, 'generator': 'real rows', 'note': failure(e)})
+    def scores(train, rows, test, s):
+        sc = 'auroc' if s.task == 'classification' else 'r2'
+        return {'tstr': train_and_score(rows, test, s, 'linear')[sc], 'measure': sc, 'marginal distance': MarginalDistance().compute(train, rows, s),
+                'association difference': AssociationDifference().compute(train, rows, s), 'detection AUC': DetectionAUC().compute(train, rows, s)}
+    runs = [(t, seed, g) for t in loaded for seed in seeds for g in ('real rows', *generators)]
+    for t, seed, g in tqdm(runs, desc='realism runs', disable=not progress):
+        ds = loaded[t]; s = ds.schema
+        tr, va, te = split(ds, seed=seed)
+        train = pd.concat([tr, va], ignore_index=True)
+        base = {'table': t, 'seed': seed, 'generator': g, 'trtr': train_and_score(train, te, s, 'linear')['auroc' if s.task == 'classification' else 'r2']}
+        try:
+            if g == 'real rows': recs.append({**base, **scores(train, te, te, s), 'rows': len(te)}); continue
+            gen, fit_s = _timed(lambda: _realism_generator(g, seed, epochs).fit(train, s))
+            syn, sample_s = _timed(gen.sample, rows)
+            recs.append({**base, **scores(train, syn, te, s), 'rows': len(syn), 'fit_s': fit_s, 'sample_s': sample_s, 'seconds': fit_s + sample_s})
+        except Exception as e: recs.append({**base, 'note': failure(e)})
+    f = pd.DataFrame(recs)
+    if out is not None:
+        out = Path(out)
+        write_atomic(out/'realism.csv', f.to_csv(index=False))
+        write_atomic(out/'summary.md', realism_summary(f))
+    return f
+
+def realism_summary(f:pd.DataFrame,
+                    targets=('bank-additional',), # tables the targets are read on
+                   ) -> str:
+    "The realism benchmark as Markdown: per table, each generator's means over seeds (detection AUC with its std), then the targets with the values measured."
+    ok = f.dropna(subset=['detection AUC']) if 'detection AUC' in f else f.iloc[:0]
+    cols = ['tstr', 'trtr', 'marginal distance', 'association difference', 'detection AUC', 'seconds']
+    lines = ['# Realism benchmark', '', f"TSTR with logistic regression on the real test rows (AUROC, or R² on a regression table) beside TRTR; marginal distance, "
+             f"association difference and detection AUC against the training rows; {int(ok['rows'].max()) if 'rows' in ok and ok['rows'].notna().any() else 0:,} "
+             f"synthetic rows per run (the 'real rows' line: the test rows); seeds {sorted(ok.seed.dropna().astype(int).unique().tolist())}; means over seeds, "
+             "detection AUC with its std in brackets; seconds: fit + sample.", '']
+    for t, d in ok.groupby('table', sort=False):
+        g = d.groupby('generator', sort=False)
+        tab = g[cols].mean().round(4).astype(object)
+        tab['detection AUC'] = [f"{a:.4f} ({b:.4f})" for a, b in zip(g['detection AUC'].mean(), g['detection AUC'].std().fillna(0))]
+        lines += [f"## {t}", '', _markdown(tab, '.4f'), '']
+    notes = f[f['note'].notna()] if 'note' in f else f.iloc[:0]
+    if len(notes): lines += ['Runs that did not complete: ' + '; '.join(f"{r.table} × {r.generator} (seed {r.seed}): {r.note}" for r in notes.itertuples()), '']
+    lines += ['## Targets', '']
+    ours = [g for g in ('independent', 'gaussian_copula', 'random_forest', 'xgboost') if g in set(ok.generator)]
+    for t in [t for t in targets if t in set(ok.table)] + sorted(set(ok.table) - set(targets)):
+        m = ok[ok.table == t].groupby('generator')[cols].mean()
+        mine = m.loc[[g for g in ours if g in m.index]]
+        if not len(mine): continue
+        best = mine['detection AUC'].idxmin(); b = m.loc[best]
+        ratio = b.tstr / b.trtr if b.trtr else np.nan
+        line = (f"- {t}: best tabsynth generator {best}: detection AUC {b['detection AUC']:.3f} (<= 0.65: {'met' if b['detection AUC'] <= 0.65 else 'not met'}), "
+                f"TSTR {b.tstr:.3f} = {ratio:.3f}x TRTR (>= 0.98x: {'met' if ratio >= 0.98 else 'not met'}), marginal distance {b['marginal distance']:.3f} "
+                f"(<= 0.02: {'met' if b['marginal distance'] <= 0.02 else 'not met'})")
+        if 'ctgan' in m.index: line += f", {b.seconds:.1f} s = {100 * b.seconds / m.loc['ctgan', 'seconds']:.1f} % of CTGAN's {m.loc['ctgan', 'seconds']:.1f} s (< 10 %: {'met' if b.seconds < 0.1 * m.loc['ctgan', 'seconds'] else 'not met'})"
+        if 'real rows' in m.index: line += f"; fresh real rows: detection AUC {m.loc['real rows', 'detection AUC']:.3f}, marginal distance {m.loc['real rows', 'marginal distance']:.3f}"
+        lines.append(line + f"; every generator's detection AUC: {', '.join(f'{k} {v:.3f}' for k, v in m['detection AUC'].items() if k != 'real rows')}")
+    return '\n'.join(lines) + '\n'
+
