@@ -70,6 +70,19 @@ def joint_groups(df:pd.DataFrame, # the training rows
     for c in cols: groups.setdefault(root(c), []).append(c)
     return [g for g in groups.values() if len(g) > 1 and loose(g) <= tolerance and len(df[g].drop_duplicates()) <= n / min_repeats]
 
+def _cells(x, u, w, grid:int=4096):
+    """Where each value of a column starts and ends on the number line: value i takes the numbers between the quantiles W(i-1)
+    and W(i) (its cumulative share) of the column's distribution smoothed by a Gaussian kernel of Silverman's bandwidth. A value
+    real rows take often gets a wide cell (a spike catches the numbers around it), a rare one a narrow cell, and the order is kept."""
+    if len(u) == 1: return np.zeros(0)
+    q = np.subtract(*np.percentile(x, [75, 25])) / 1.34
+    h = 0.9 * (min(x.std(), q) if q > 0 else x.std()) * len(x) ** -0.2
+    h = h if h > 0 else np.diff(u).min()
+    line = np.linspace(u[0] - 4 * h, u[-1] + 4 * h, grid)
+    p = w / w.sum()
+    G = np.concatenate([ndtr((line[i:i + 512, None] - u[None, :]) / h) @ p for i in range(0, grid, 512)])   # the smoothed CDF, in slices
+    return np.interp(np.cumsum(p)[:-1], G, line)
+
 def _decimals(x, most:int=6):
     "The fewest decimal places that write at least 99.9 % of the numbers `x` exactly (None: more than `most`)."
     for k in range(most + 1):
@@ -80,14 +93,15 @@ class TableShape:
     """What real rows look like beyond their marginals and correlations: columns that occur together in few combinations (see
     `joint_groups`), and each number's decimal places and, when its values repeat, its set of values (a number becomes a nearby value, the frequent ones catching more: see
     `decode`, so a spike stays a spike). `encode` turns each group
-    into one column, the number of its combination (ordered by the group's numbers, so that a model of numbers sees neighbours
-    as neighbours); `decode` writes the combinations back and puts every other number on its column's grid. A generator fitted on
+    into one column: a category per combination when there are at most `max_classes` of them, else the number of its
+    combination, ordered by the group's numbers so that a model of numbers sees neighbours as neighbours; `decode` writes the combinations back and puts every other number on its column's grid. A generator fitted on
     the encoded rows can then only write combinations and values the training rows hold, which is what a detector looks at first."""
     def __init__(self, tolerance:float=0.05, # joint_groups: how far from a function a group may be
                  min_repeats:int=10, # joint_groups: each combination occurs this often on average
                  value_repeats:float=3, # a number keeps its set of values when each value occurs this often on average
+                 max_classes:int=64, # a group of at most this many combinations is one categorical column; of more, a number
                 ):
-        self.tolerance, self.min_repeats, self.value_repeats = tolerance, min_repeats, value_repeats
+        self.tolerance, self.min_repeats, self.value_repeats, self.max_classes = tolerance, min_repeats, value_repeats, max_classes
     def fit(self, df:pd.DataFrame, schema:Schema, exclude=()) -> TableShape:
         "Find the groups (never among `exclude`), their combinations, and each other number's decimals and values."
         self.schema_, self.dtypes_ = schema, df[schema.names].dtypes
@@ -108,13 +122,10 @@ class TableShape:
             if not len(x): continue
             if c.kind == 'numeric' and (k := _decimals(x)) is not None: self.decimals_[c.name] = k
             u, w = np.unique(x, return_counts=True)
-            if len(u) * self.value_repeats <= len(x):
-                q = np.subtract(*np.percentile(x, [75, 25])) / 1.34
-                h = 0.9 * (min(x.std(), q) if q > 0 else x.std()) * len(x) ** -0.2   # Silverman's bandwidth
-                self.values_[c.name] = (u, np.log(w / w.sum()), h)
+            if len(u) * self.value_repeats <= len(x): self.values_[c.name] = (u, _cells(x, u, w))
         cols = [c for c in schema if c.name not in grouped]
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
-            numeric = any(schema[c].kind in ('numeric', 'integer') for c in g)
+            numeric = any(schema[c].kind in ('numeric', 'integer') for c in g) and len(t) > self.max_classes
             cols.append(Column(name, 'integer', min=0, max=len(t) - 1) if numeric else Column(name, 'categorical', categories=list(range(len(t)))))
         self.model_schema_ = Schema(cols, target=schema.target if schema.target not in grouped else None,
                                     task=schema.task if schema.target not in grouped else None, name=schema.name)
@@ -132,11 +143,10 @@ class TableShape:
             if code.isna().any(): raise ValueError(f"a row holds a combination of {g} that the training rows never hold: {df[g][code.isna().to_numpy()].iloc[0].to_dict()}")
             out[name] = code.to_numpy(int)
         return out[self.model_schema_.names]
-    def decode(self, rows:pd.DataFrame, fixed=(), rng=None, window:int=64) -> pd.DataFrame:
+    def decode(self, rows:pd.DataFrame, fixed=()) -> pd.DataFrame:
         """The rows in the table's columns: each group's combination written back, the other numbers (but `fixed`) on their grid.
-        A number x becomes one of the column's values v (among the `window` nearest on each side) with probability proportional to
-        p(v) exp(-(x - v)² / 2h²), p(v) its share of the training rows and h a kernel bandwidth, so that a value real rows take
-        often catches the numbers around it and a rare one only those close to it (`rng`: drawn; None: the most probable)."""
+        A number that is one of its column's values stays; any other becomes the value whose cell holds it (see `_cells`: a value
+        real rows take often catches the numbers around it, a rare one only those close to it); then the column's decimals."""
         out = rows.copy()
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
             i = np.clip(np.round(pd.to_numeric(out.pop(name), errors='coerce').fillna(0).to_numpy(float)), 0, len(t) - 1).astype(int)
@@ -145,16 +155,12 @@ class TableShape:
             if c in fixed: continue
             x = pd.to_numeric(out[c], errors='coerce').to_numpy(float)
             ok = ~np.isnan(x)
-            if c in self.decimals_: x[ok] = np.round(x[ok], self.decimals_[c])
             if c in self.values_ and ok.any():
-                u, lw, h = self.values_[c]
+                u, cells = self.values_[c]
                 xs = x[ok]
-                near = np.searchsorted(u, xs)[:, None] + np.arange(-window, window + 1)[None, :]
-                inside = (near >= 0) & (near < len(u))
-                near = np.clip(near, 0, len(u) - 1)
-                score = np.where(inside, lw[near] - 0.5 * ((xs[:, None] - u[near]) / h) ** 2 if h > 0 else -np.abs(xs[:, None] - u[near]), -np.inf)
-                if rng is not None: score = score - np.log(-np.log(rng.uniform(1e-300, 1, score.shape)))   # Gumbel-max: a draw from the softmax
-                x[ok] = u[near[np.arange(len(xs)), score.argmax(axis=1)]]
+                at = np.clip(np.searchsorted(u, xs), 0, len(u) - 1)
+                x[ok] = np.where(u[at] == xs, xs, u[np.searchsorted(cells, xs)])
+            if c in self.decimals_: x[ok] = np.round(x[ok], self.decimals_[c])
             out[c] = x
         out = out[self.schema_.names]
         for c in self.schema_.names:
@@ -238,6 +244,7 @@ class _Base:
     the privacy guard (copies of training rows at most as often as `allow_copies` allows: see CopyGuard), and the shape of
     real rows (unless `shape=False`: see TableShape): the generator models the encoded rows, its rows are decoded before the guard."""
     name, allow_copies, shape = 'base', 'real', True
+    group_classes = 64   # a group of at most this many combinations is modelled as a category (TableShape's max_classes)
     def _remember(self, df, schema, first=None):
         self.table_schema_ = _schema_for(df, schema)
         df = df[self.table_schema_.names]
@@ -246,7 +253,7 @@ class _Base:
                 raise ValueError(f"column {c!r} has no value in the {len(df)} training rows: a generator cannot learn it; drop it, or fill it")
         self.guard_ = None if _copy_allowance(self.allow_copies) is True else CopyGuard(df, self.table_schema_, self.allow_copies, what=f"the {self.name} generator")
         self.keys_ = None if self.guard_ is None else self.guard_.keys
-        self.shape_ = TableShape().fit(df, self.table_schema_, exclude=list(first or [])) if self.shape else None
+        self.shape_ = TableShape(max_classes=self.group_classes).fit(df, self.table_schema_, exclude=list(first or [])) if self.shape else None
         if self.shape_ is not None: df, self.schema_ = self.shape_.encode(df), self.shape_.model_schema_
         else: self.schema_ = self.table_schema_
         self.values_ = {c: df[c].to_numpy() for c in df.columns}
@@ -272,7 +279,7 @@ class _Base:
                              f"{len(self.shape_.combos_[self.shape_.groups_.index(g)])} combinations of them): fit with first={bad} to condition on it")
         cond = _check_conditions(self, conditions, n)
         fixed = [] if cond is None else list(cond.columns)
-        draw = lambda m, c: self._draw(m, c) if self.shape_ is None else self.shape_.decode(self._draw(m, c), fixed, self.rng_)
+        draw = lambda m, c: self._draw(m, c) if self.shape_ is None else self.shape_.decode(self._draw(m, c), fixed)
         rows = draw(n, cond)
         self.copies_redrawn_ = 0
         if self.guard_ is None or not len(rows): return rows
@@ -379,6 +386,7 @@ class GaussianCopula(_Base):
     conditioning is native (the conditioned normals are drawn inside their values' intervals, the rest from the conditional normal).
     A number with missing values gets a missing-value indicator of its own, so missingness keeps its relations to the other columns."""
     name = 'gaussian_copula'
+    group_classes = 0   # a copula reads categories in the order of their frequency: a group with numbers is a number, ordered by them
     def __init__(self, gibbs:int=20, # sweeps that draw several conditioned columns jointly
                  random_state:int|None=None,
                  allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
