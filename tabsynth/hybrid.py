@@ -100,8 +100,9 @@ class TableShape:
                  min_repeats:int=10, # joint_groups: each combination occurs this often on average
                  value_repeats:float=3, # a number keeps its set of values when each value occurs this often on average
                  max_classes:int=64, # a group of at most this many combinations is one categorical column; of more, a number
+                 value_classes:int=0, # a number with a value set of at most this many values is modelled as a category of them
                 ):
-        self.tolerance, self.min_repeats, self.value_repeats, self.max_classes = tolerance, min_repeats, value_repeats, max_classes
+        self.tolerance, self.min_repeats, self.value_repeats, self.max_classes, self.value_classes = tolerance, min_repeats, value_repeats, max_classes, value_classes
     def fit(self, df:pd.DataFrame, schema:Schema, exclude=()) -> TableShape:
         "Find the groups (never among `exclude`), their combinations, and each other number's decimals and values."
         self.schema_, self.dtypes_ = schema, df[schema.names].dtypes
@@ -123,7 +124,9 @@ class TableShape:
             if c.kind == 'numeric' and (k := _decimals(x)) is not None: self.decimals_[c.name] = k
             u, w = np.unique(x, return_counts=True)
             if len(u) * self.value_repeats <= len(x): self.values_[c.name] = (u, _cells(x, u, w))
-        cols = [c for c in schema if c.name not in grouped]
+        self.classes_ = [c for c, (u, _) in self.values_.items() if len(u) <= self.value_classes and c not in exclude]
+        cols = [Column(c.name, 'categorical', c.nullable, categories=self.values_[c.name][0].tolist()) if c.name in self.classes_ else c
+                for c in schema if c.name not in grouped]
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
             numeric = any(schema[c].kind in ('numeric', 'integer') for c in g) and len(t) > self.max_classes
             cols.append(Column(name, 'integer', min=0, max=len(t) - 1) if numeric else Column(name, 'categorical', categories=list(range(len(t)))))
@@ -151,7 +154,8 @@ class TableShape:
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
             i = np.clip(np.round(pd.to_numeric(out.pop(name), errors='coerce').fillna(0).to_numpy(float)), 0, len(t) - 1).astype(int)
             for c in g: out[c] = t[c].to_numpy()[i]
-        for c in set(self.decimals_) | set(self.values_):
+        for c in self.classes_: out[c] = pd.to_numeric(out[c], errors='coerce')   # drawn as a category of its values: already on its grid
+        for c in (set(self.decimals_) | set(self.values_)) - set(self.classes_):
             if c in fixed: continue
             x = pd.to_numeric(out[c], errors='coerce').to_numpy(float)
             ok = ~np.isnan(x)
@@ -244,7 +248,7 @@ class _Base:
     the privacy guard (copies of training rows at most as often as `allow_copies` allows: see CopyGuard), and the shape of
     real rows (unless `shape=False`: see TableShape): the generator models the encoded rows, its rows are decoded before the guard."""
     name, allow_copies, shape = 'base', 'real', True
-    group_classes = 64   # a group of at most this many combinations is modelled as a category (TableShape's max_classes)
+    group_classes, value_classes = 64, 0   # TableShape's max_classes and value_classes: what is modelled as a category
     def _remember(self, df, schema, first=None):
         self.table_schema_ = _schema_for(df, schema)
         df = df[self.table_schema_.names]
@@ -253,7 +257,8 @@ class _Base:
                 raise ValueError(f"column {c!r} has no value in the {len(df)} training rows: a generator cannot learn it; drop it, or fill it")
         self.guard_ = None if _copy_allowance(self.allow_copies) is True else CopyGuard(df, self.table_schema_, self.allow_copies, what=f"the {self.name} generator")
         self.keys_ = None if self.guard_ is None else self.guard_.keys
-        self.shape_ = TableShape(max_classes=self.group_classes).fit(df, self.table_schema_, exclude=list(first or [])) if self.shape else None
+        self.shape_ = (TableShape(max_classes=self.group_classes, value_classes=self.value_classes).fit(df, self.table_schema_, exclude=list(first or []))
+                       if self.shape else None)
         if self.shape_ is not None: df, self.schema_ = self.shape_.encode(df), self.shape_.model_schema_
         else: self.schema_ = self.table_schema_
         self.values_ = {c: df[c].to_numpy() for c in df.columns}
@@ -515,6 +520,10 @@ class TreeChain(_Base):
         self.max_rows = max_rows or (5000 if rf else 8000)
         self.name, self.allow_copies, self.shape = ('random_forest' if rf else 'xgboost'), allow_copies, shape
     def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'n_jobs', 'random_state', 'allow_copies', 'shape')}
+    @property
+    def group_classes(self): return 1024 if self.model == 'random_forest' else 64   # a forest grows one tree for all classes, boosting one per class
+    @property
+    def value_classes(self): return 32 if self.model == 'random_forest' else 0   # a number of few values (a count, 999 for 'never') drawn as one of them
 
     def _estimator(self, classify, n_classes=2):
         seed = int(self.rng_.integers(2**31))
