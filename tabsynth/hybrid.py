@@ -148,7 +148,7 @@ class TableShape:
         return out[self.model_schema_.names]
     def decode(self, rows:pd.DataFrame, fixed=()) -> pd.DataFrame:
         """The rows in the table's columns: each group's combination written back, the other numbers (but `fixed`) on their grid.
-        A number that is one of its column's values stays; any other becomes the value whose cell holds it (see `_cells`: a value
+        A number that is one of its column's values stays; any other becomes the value whose cell holds it (cells from the kernel-smoothed CDF: a value
         real rows take often catches the numbers around it, a rare one only those close to it); then the column's decimals."""
         out = rows.copy()
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
