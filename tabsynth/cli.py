@@ -1103,7 +1103,7 @@ def _parser():
                          description="Every generator (tabsynth's bottom-up generators, the random-forest chain without its shape, SDV's Gaussian copula "
                                      "and CTGAN) on each table and split seed: fit + sample seconds, TSTR beside TRTR, marginal distance, association "
                                      "difference and detection AUC, with fresh real rows as the yardstick; prints the summary and writes realism.csv and "
-                                     "summary.md to --out (the defaults: about 40 minutes on two cores, mostly CTGAN on Bank Marketing).")
+                                     "summary.md to --out (the defaults: about 25 minutes on one thread, mostly CTGAN on Bank Marketing).")
     br.add_argument('--tables', nargs='+', default=None, help='datasets (default: bank-additional and the five bundled tables)')
     br.add_argument('--generators', nargs='+', default=None, help="generators (default: independent gaussian_copula random_forest xgboost "
                                                                     "'random_forest, no shape' sdv_copula ctgan)")

@@ -35,13 +35,13 @@ from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd
 from .llm import LLMClient, LLMError, _column_schema, _json_value, _predicate_schemas
 
 # %% ../nbs/08_hybrid.ipynb #fc775061
-def _tuple_keys(df, cols):
-    "One hashable key per row over `cols`, missing values as one key of their own."
-    return pd.Series(list(zip(*[[None if _is_null(v) else v for v in df[c].tolist()] for c in cols])), index=df.index)
+def _group_keys(df, cols):
+    "One hashable key per row of `df` over `cols` (missing values as None)."
+    return list(zip(*[df[c].astype(object).where(df[c].notna(), None).tolist() for c in cols])) if cols else [()] * len(df)
 
 def _entropy(df, cols):
     "The entropy (nats) of the joint values of `cols` over the rows of `df`."
-    p = _tuple_keys(df, cols).value_counts(normalize=True).to_numpy()
+    p = pd.Series(_group_keys(df, cols)).value_counts(normalize=True).to_numpy()
     return float(-(p * np.log(p)).sum())
 
 def joint_groups(df:pd.DataFrame, # the training rows
@@ -91,11 +91,12 @@ def _decimals(x, most:int=6):
 
 class TableShape:
     """What real rows look like beyond their marginals and correlations: columns that occur together in few combinations (see
-    `joint_groups`), and each number's decimal places and, when its values repeat, its set of values (a number becomes a nearby value, the frequent ones catching more: see
-    `decode`, so a spike stays a spike). `encode` turns each group
+    `joint_groups`), and each number's decimal places and, when its values repeat, its set of values. `encode` turns each group
     into one column: a category per combination when there are at most `max_classes` of them, else the number of its
-    combination, ordered by the group's numbers so that a model of numbers sees neighbours as neighbours; `decode` writes the combinations back and puts every other number on its column's grid. A generator fitted on
-    the encoded rows can then only write combinations and values the training rows hold, which is what a detector looks at first."""
+    combination, ordered by the group's numbers so that a model of numbers sees neighbours as neighbours. `decode` writes the
+    combinations back and puts every other number on its column's grid (a frequent value catches the numbers around it, so a
+    spike stays a spike). A generator fitted on the encoded rows can then only write combinations and values the training rows
+    hold, which is what a detector looks at first."""
     def __init__(self, tolerance:float=0.05, # joint_groups: how far from a function a group may be
                  min_repeats:int=10, # joint_groups: each combination occurs this often on average
                  value_repeats:float=3, # a number keeps its set of values when each value occurs this often on average
@@ -141,15 +142,16 @@ class TableShape:
         "The rows with each group as the number of its combination (every combination must be one of the training rows')."
         out = df.drop(columns=self.grouped)
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
-            ids = pd.Series(np.arange(len(t)), index=_tuple_keys(t, g).to_numpy())
-            code = ids.reindex(_tuple_keys(df, g).to_numpy())
-            if code.isna().any(): raise ValueError(f"a row holds a combination of {g} that the training rows never hold: {df[g][code.isna().to_numpy()].iloc[0].to_dict()}")
+            ids = {k: i for i, k in enumerate(_group_keys(t, g))}
+            code = pd.Series([ids.get(k) for k in _group_keys(df, g)], index=df.index, dtype=float)
+            if code.isna().any(): raise ValueError(f"a row holds a combination of {g} that the training rows never hold: {df[g][code.isna()].iloc[0].to_dict()}")
             out[name] = code.to_numpy(int)
         return out[self.model_schema_.names]
     def decode(self, rows:pd.DataFrame, fixed=()) -> pd.DataFrame:
         """The rows in the table's columns: each group's combination written back, the other numbers (but `fixed`) on their grid.
-        A number that is one of its column's values stays; any other becomes the value whose cell holds it (cells from the kernel-smoothed CDF: a value
-        real rows take often catches the numbers around it, a rare one only those close to it); then the column's decimals."""
+        A number that is one of its column's values stays; any other becomes the value whose cell holds it (cells from the
+        kernel-smoothed CDF: a value real rows take often catches the numbers around it, a rare one only those close to it);
+        then the column's decimals."""
         out = rows.copy()
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
             i = np.clip(np.round(pd.to_numeric(out.pop(name), errors='coerce').fillna(0).to_numpy(float)), 0, len(t) - 1).astype(int)
@@ -650,10 +652,6 @@ class XGBoostChain(TreeChain):
         super().__init__('xgboost', n_estimators=n_estimators, max_depth=max_depth, max_rows=max_rows, max_parents=max_parents, random_state=random_state, **kw)
 
 # %% ../nbs/08_hybrid.ipynb #695aa066
-def _group_keys(df, cols):
-    "One hashable key per row of `df` over `cols`."
-    return list(zip(*[df[c].astype(object).where(df[c].notna(), None).tolist() for c in cols])) if cols else [()] * len(df)
-
 class SDVGenerator(_Base):
     """SDV 2's CTGAN or TVAE behind the bottom-up contract. Conditions go to SDV's `sample_remaining_columns`, which draws
     rows and keeps those that meet them; what is still missing after `max_tries` rounds is an error with the counts."""
@@ -1378,11 +1376,15 @@ def realism_benchmark(tables=REALISM_TABLES, # dataset names
         return {'tstr': train_and_score(rows, test, s, 'linear')[sc], 'measure': sc, 'marginal distance': MarginalDistance().compute(train, rows, s),
                 'association difference': AssociationDifference().compute(train, rows, s), 'detection AUC': DetectionAUC().compute(train, rows, s)}
     runs = [(t, seed, g) for t in loaded for seed in seeds for g in ('real rows', *generators)]
+    parts = {}   # (table, seed): the training and test rows and TRTR, made once for all its generators
     for t, seed, g in tqdm(runs, desc='realism runs', disable=not progress):
-        ds = loaded[t]; s = ds.schema
-        tr, va, te = split(ds, seed=seed)
-        train = pd.concat([tr, va], ignore_index=True)
-        base = {'table': t, 'seed': seed, 'generator': g, 'trtr': train_and_score(train, te, s, 'linear')['auroc' if s.task == 'classification' else 'r2']}
+        s = loaded[t].schema
+        if (t, seed) not in parts:
+            tr, va, te = split(loaded[t], seed=seed)
+            train = pd.concat([tr, va], ignore_index=True)
+            parts[t, seed] = train, te, train_and_score(train, te, s, 'linear')['auroc' if s.task == 'classification' else 'r2']
+        train, te, trtr = parts[t, seed]
+        base = {'table': t, 'seed': seed, 'generator': g, 'trtr': trtr}
         try:
             if g == 'real rows': recs.append({**base, **scores(train, te, te, s), 'rows': len(te)}); continue
             gen, fit_s = _timed(lambda: _realism_generator(g, seed, epochs).fit(train, s))
