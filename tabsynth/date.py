@@ -16,7 +16,7 @@ from .dgr import discover, _whole, _check_rho, _typed
 from .llm import InterpolationProposer, guided_generation, label_and_mend, _inputs
 from .mab import mds, forward_greedy, backward_greedy, top_k, model_evaluator, successive_rejects, downstream_evaluator
 from .evaluation import (augmentation_error, _fit_sample, _markdown, _check_seeds, failure, failures, make_generator, over_seeds,
-                                 seed_cell, encoder, feature_columns, _as_features, _row_keys, _estimator, PAPER_REAL, SPLIT_SEEDS)
+                                 seed_cell, encoder, feature_columns, _as_features, _row_keys, _estimator, real_copy_rate, PAPER_REAL, SPLIT_SEEDS)
 
 # %% auto #0
 __all__ = ['LABELLERS', 'SELECTIONS', 'RHO_GRID', 'VOLUMES', 'SCOPES', 'PAPER_DATE', 'VARIANTS', 'BUNDLED_TABLES', 'DATE_TABLES',
@@ -67,7 +67,10 @@ class DATEReport:
                 'synthetic rows': self.rows, 'relations kept': 0 if self.relations is None else len(self.relations),
                 'selection': self.selection, 'proposer': self.proposer.get('proposer'),
                 'LLM calls': self.proposer.get('calls'), 'tokens': self.proposer.get('prompt tokens', 0) + self.proposer.get('completion tokens', 0),
-                'rejects': self.proposer.get('rejects'), **{f"{k} s": f"{v:.2f}" for k, v in self.seconds.items()}}
+                'rejects': self.proposer.get('rejects'),
+                'copies of training rows': (f"none ({self.pool.get('copies dropped', 0):,} dropped from the pool; fresh real rows repeat one "
+                                            f"{self.pool['real copy rate']:.1%}, on {self.pool['measured on']})" if 'real copy rate' in self.pool else 'none'),
+                **{f"{k} s": f"{v:.2f}" for k, v in self.seconds.items()}}
         rows = ''.join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in head.items())
         notes = ''.join(f"<li>{n}</li>" for n in self.notes)
         part = lambda title, f: '' if f is None or not len(f) else f"<h5>{title}</h5>{f.to_html(float_format='%.4g')}"
@@ -343,6 +346,7 @@ class DATESynthesizer:
             real = set(_row_keys(train, schema)) | set(_row_keys(validation[schema.names], schema))
             copy = _row_keys(pool, schema).isin(real).to_numpy()   # a validation row would leak into the choice; a training row is no new data
             info['copies dropped'] = int(copy.sum())
+            info['real copy rate'], info['measured on'] = real_copy_rate(train, schema, validation[schema.names])   # what fresh real rows do, for the report
             pool = pool[~copy].sample(frac=1, random_state=self.random_state).reset_index(drop=True)
         info['kept'] = len(pool)
         return pool, info

@@ -498,17 +498,21 @@ class _Link:
     miss_rate: float = 0.0
     bins: np.ndarray = None # edges of predicted values, for residuals
     residuals: list = None # per bin, held-out residuals
+    leaves: list = None # a forest's leaf draws: per tree, the training rows' leaf ids (sorted) and their values in that order
 
 class TreeChain(_Base):
     """A chain of tree models: each column drawn from a forest (or boosted trees) on the columns before it.
-    Categories are drawn from the predicted class probabilities; numbers as the predicted value plus a residual drawn
-    from held-out residuals of rows with a similar prediction; integers rounded, values inside the training range."""
+    Categories are drawn from the predicted class probabilities. A forest draws a number as the value of a training row in
+    the leaf that a tree picked at random puts the new row in (leaves of at least `leaf_size` rows); boosted trees (or a
+    forest with `leaf_size=0`) as the predicted value plus a residual drawn from held-out residuals of rows with a similar
+    prediction. Integers rounded, values inside the training range."""
     def __init__(self, model:str='random_forest', # 'random_forest' or 'xgboost'
                  n_estimators:int|None=None, # trees (default: 30 for a forest, 80 for XGBoost, as in the paper)
                  max_depth:int|None=None, # tree depth (default: unlimited for a forest, 6 for XGBoost)
                  max_rows:int|None=None, # fit on at most this many rows (default: 5,000 for a forest, 8,000 for XGBoost)
                  max_parents:int=12, # each column is predicted from at most this many earlier columns (the most associated)
                  residual_bins:int=10, # numbers: residuals are drawn among rows in the same decile of the prediction
+                 leaf_size:int|None=None, # forest: numbers drawn from leaves of at least this many training rows (default 10; 0: prediction + residual)
                  n_jobs:int=-1, # threads for fitting and predicting
                  random_state:int|None=None,
                  allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
@@ -516,12 +520,16 @@ class TreeChain(_Base):
         if model not in ('random_forest', 'xgboost'): raise ValueError(f"model={model!r}: use 'random_forest' or 'xgboost'{_closest(str(model), ['random_forest', 'xgboost'])}")
         if max_parents < 1: raise ValueError(f"max_parents={max_parents}: a chain column needs at least 1 parent")
         rf = model == 'random_forest'
+        if leaf_size is None: leaf_size = 10 if rf else 0
+        if leaf_size and not rf: raise ValueError(f"leaf_size={leaf_size}: leaf draws need a forest's leaves (each holds training rows); boosted trees' leaves hold residual fits: pass leaf_size=0 or model='random_forest'")
+        if not isinstance(leaf_size, (int, np.integer)) or leaf_size < 0: raise ValueError(f"leaf_size={leaf_size!r}: use a whole number of rows, at least 1 (0: prediction + residual)")
         self.model, self.max_parents, self.residual_bins, self.n_jobs, self.random_state = model, max_parents, residual_bins, n_jobs, random_state
+        self.leaf_size = int(leaf_size)
         self.n_estimators = n_estimators or (30 if rf else 80)
         self.max_depth = max_depth if max_depth is not None else (None if rf else 6)
         self.max_rows = max_rows or (5000 if rf else 8000)
         self.name, self.allow_copies, self.shape = ('random_forest' if rf else 'xgboost'), allow_copies, shape
-    def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'n_jobs', 'random_state', 'allow_copies', 'shape')}
+    def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'leaf_size', 'n_jobs', 'random_state', 'allow_copies', 'shape')}
     @property
     def group_classes(self): return 1024 if self.model == 'random_forest' else 64   # a forest grows one tree for all classes, boosting one per class
     @property
@@ -586,6 +594,13 @@ class TreeChain(_Base):
         if 0 < miss.sum() < len(y): link.missing = _serial(self._estimator(True).fit(Xp, miss.astype(int)))
         ok = ~miss
         Xo, yo = Xp[ok], y[ok]
+        if self.leaf_size and len(yo) >= 2 * self.leaf_size:   # the forest's conditional distribution: the training values in a leaf
+            m = self._estimator(False)
+            m.set_params(min_samples_leaf=self.leaf_size)
+            L = m.fit(Xo, yo).apply(Xo)
+            orders = [np.argsort(L[:, t], kind='stable') for t in range(L.shape[1])]
+            link.model, link.leaves = _serial(m), [(L[o, t], yo[o]) for t, o in enumerate(orders)]
+            return link
         if self.model == 'random_forest' and len(yo) >= 20:   # out-of-bag predictions: an honest residual for every row
             m = self._estimator(False)
             m.set_params(oob_score=True)
@@ -628,18 +643,29 @@ class TreeChain(_Base):
                 cats = self.cats_[c]
                 out[c] = np.array([cats[i] if i < len(cats) else np.nan for i in code], dtype=object)   # missing as the training rows write it
             else:
-                x = link.model.predict(X[link.parents]) if link.model is not None else np.zeros(n)
-                b = np.searchsorted(link.bins, x)
-                r = np.empty(n)
-                for i in np.unique(b):
-                    m = b == i
-                    pool = link.residuals[i]
-                    r[m] = rng.choice(pool, m.sum()) if len(pool) else 0.0
-                x = x + r
+                x = (self._leaf_draw if link.leaves is not None else self._residual_draw)(link, X[link.parents], rng)
                 if link.missing is not None: x = np.where(rng.random(n) < link.missing.predict_proba(X[link.parents])[:, 1], np.nan, x)
                 out[c] = _from_numbers(x, s[c].kind)
             X[c] = _codes(pd.DataFrame({c: out[c]}), s, self.cats_)[c].to_numpy()
         return _finish(self, out, n)
+    def _residual_draw(self, link, Xp, rng):
+        "Per row, the prediction plus a held-out residual of a row whose prediction fell in the same bin."
+        x = link.model.predict(Xp) if link.model is not None else np.zeros(len(Xp))
+        b, r = np.searchsorted(link.bins, x), np.zeros(len(Xp))
+        for i in np.unique(b):
+            m, pool = b == i, link.residuals[i]
+            if len(pool): r[m] = rng.choice(pool, m.sum())
+        return x + r
+    def _leaf_draw(self, link, Xp, rng):
+        "Per row, a tree at random and the value of a training row in the leaf it puts the row in."
+        leaf = link.model.apply(Xp)
+        tree, out = rng.integers(len(link.leaves), size=len(Xp)), np.empty(len(Xp))
+        for t in np.unique(tree):
+            rows = np.flatnonzero(tree == t)
+            ids, values = link.leaves[t]
+            lo, hi = np.searchsorted(ids, leaf[rows, t], 'left'), np.searchsorted(ids, leaf[rows, t], 'right')
+            out[rows] = values[lo + (rng.random(len(rows)) * (hi - lo)).astype(int)]
+        return out
 
 class RandomForestChain(TreeChain):
     "The paper's RandomForest bottom-up generator: 30 trees, at most 5,000 rows, 12 conditioning columns."
