@@ -1100,13 +1100,13 @@ def _parser():
     bh.add_argument('--max-train-rows', type=int, default=None, help='fit on at most this many rows (a fast mode)')
     _bench_io(bh, 'hybrid')
     br = bsub.add_parser('realism', help='can a classifier tell the rows from real ones? every generator on the bundled tables and Bank Marketing',
-                         description="Every generator (tabsynth's bottom-up generators, the random-forest chain without its shape, SDV's Gaussian copula "
+                         description="Every generator (tabsynth's bottom-up generators, the random-forest chain without its shape and without its leaf draws, SDV's Gaussian copula "
                                      "and CTGAN) on each table and split seed: fit + sample seconds, TSTR beside TRTR, marginal distance, association "
                                      "difference and detection AUC, with fresh real rows as the yardstick; prints the summary and writes realism.csv and "
                                      "summary.md to --out (the defaults: about 25 minutes on one thread, mostly CTGAN on Bank Marketing).")
     br.add_argument('--tables', nargs='+', default=None, help='datasets (default: bank-additional and the five bundled tables)')
     br.add_argument('--generators', nargs='+', default=None, help="generators (default: independent gaussian_copula random_forest xgboost "
-                                                                    "'random_forest, no shape' sdv_copula ctgan)")
+                                                                    "'random_forest, no shape' 'random_forest, prediction + residual' sdv_copula ctgan)")
     br.add_argument('--rows', type=int, default=10000, help='synthetic rows per run (default: 10000)')
     br.add_argument('--seeds', type=int, nargs='+', default=[42, 1, 2], help='split and generator seeds (default: 42 1 2)')
     br.add_argument('--epochs', type=int, default=50, help='CTGAN epochs (default: 50)')

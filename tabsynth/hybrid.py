@@ -29,7 +29,7 @@ from .datasets import load, split
 from .rules import Template, RuleError
 
 # %% ../nbs/08_hybrid.ipynb #818b4ab9
-from .evaluation import SDVSynthesizer, association_matrix, train_and_score, tvd, htdbu_table, _markdown, _timed, _row_keys, CopyError, CopyGuard, _copy_allowance
+from .evaluation import SDVSynthesizer, train_and_score, tvd, htdbu_table, _markdown, _timed, _row_keys, CopyError, CopyGuard, _copy_allowance
 
 # %% ../nbs/08_hybrid.ipynb #40d76b55
 from .llm import LLMClient, LLMError, _column_schema, _json_value, _predicate_schemas
@@ -500,6 +500,29 @@ class _Link:
     residuals: list = None # per bin, held-out residuals
     leaves: list = None # a forest's leaf draws: per tree, the training rows' leaf ids (sorted) and their values in that order
 
+def _dependence(df, schema, bins:int=16):
+    """How much each pair of columns tells about each other: the symmetric uncertainty 2 I(a; b) / (H(a) + H(b)), 0 for
+    independent columns and 1 when each determines the other. Numbers of more than `bins` values are cut at their quantiles
+    (a spike stays one bin), a missing value is a value of its own. Unlike a correlation it sees any dependence, and a few
+    special codes (-9 for 'no record' in every column of a row) cannot make unrelated columns look related."""
+    n, cols, codes = len(df), list(df.columns), {}
+    for c in cols:
+        x = df[c]
+        k = (pd.qcut(_numbers(x, schema[c].kind), bins, labels=False, duplicates='drop') if schema[c].kind in ('numeric', 'integer', 'datetime') and x.nunique() > bins
+             else pd.Series(pd.factorize(x.astype(object))[0], index=x.index).where(x.notna()))
+        k = pd.Series(k).fillna(-1).to_numpy(int)
+        codes[c] = k - k.min()
+    def h(k):
+        p = np.bincount(k) / n; p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+    H1 = {c: h(codes[c]) for c in cols}
+    D = pd.DataFrame(np.eye(len(cols)), index=cols, columns=cols)
+    for i, a in enumerate(cols):
+        for b in cols[i + 1:]:
+            both = h(codes[a] * (codes[b].max() + 1) + codes[b])
+            D.loc[a, b] = D.loc[b, a] = 2 * (H1[a] + H1[b] - both) / (H1[a] + H1[b]) if H1[a] + H1[b] > 0 else 0.0
+    return D
+
 class TreeChain(_Base):
     """A chain of tree models: each column drawn from a forest (or boosted trees) on the columns before it.
     Categories are drawn from the predicted class probabilities. A forest draws a number as the value of a training row in
@@ -557,7 +580,7 @@ class TreeChain(_Base):
         self.cats_ = {c.name: [v for v in pd.unique(df[c.name]) if not _is_null(v)] for c in s if c.kind in ('categorical', 'boolean')}  # all of them, before any subsample
         if len(df) > self.max_rows: df = df.iloc[self._subsample(df, first)]
         X = _codes(df, s, self.cats_)
-        A = association_matrix(df, s).abs() if len(df.columns) > 1 else pd.DataFrame(1.0, index=df.columns, columns=df.columns)
+        A = _dependence(df, s)
         order = list(first)
         while len(order) < len(df.columns):   # next: the column most associated with those placed so far
             rest = [c for c in df.columns if c not in order]
@@ -1369,17 +1392,19 @@ def hybrid_summary(f:pd.DataFrame) -> str:
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/08_hybrid.ipynb #d22e3290
-REALISM_GENERATORS = ('independent', 'gaussian_copula', 'random_forest', 'xgboost', 'random_forest, no shape', 'sdv_copula', 'ctgan')
+REALISM_GENERATORS = ('independent', 'gaussian_copula', 'random_forest', 'xgboost', 'random_forest, no shape', 'random_forest, prediction + residual',
+                      'sdv_copula', 'ctgan')
 REALISM_TABLES = ('bank-additional', 'diabetes', 'breast-cancer', 'wine', 'penguins', 'iris')
 
 def _realism_generator(name, seed, epochs):
-    "A generator of the realism benchmark by name: a bottom-up one, the chain without its shape, or SDV's own Gaussian copula."
+    "A generator of the realism benchmark by name: a bottom-up one, the chain without its shape or its leaf draws, or SDV's own Gaussian copula."
     if name == 'sdv_copula': return SDVSynthesizer('gaussian_copula', random_state=seed)
     if name.endswith(', no shape'): return bottom_up(name.split(',')[0], random_state=seed, shape=False)
+    if name == 'random_forest, prediction + residual': return bottom_up('random_forest', random_state=seed, leaf_size=0)   # the forest chain before leaf draws
     return bottom_up(name, random_state=seed, **({'epochs': epochs} if name in ('ctgan', 'tvae') else {}))
 
 def realism_benchmark(tables=REALISM_TABLES, # dataset names
-                      generators=REALISM_GENERATORS, # bottom-up generators, 'NAME, no shape', 'sdv_copula' (SDV's Gaussian copula)
+                      generators=REALISM_GENERATORS, # bottom-up generators, 'NAME, no shape', 'random_forest, prediction + residual', 'sdv_copula' (SDV's Gaussian copula)
                       seeds=(42, 1, 2), # split and generator seeds
                       rows:int=10000, # synthetic rows per run
                       epochs:int=50, # CTGAN/TVAE epochs

@@ -70,13 +70,13 @@ def test_the_shape_makes_the_chain_pass_for_real(table):
     train, fresh, _, schema = table
     det = lambda rows: DetectionAUC().compute(train, rows, schema)
     draw = lambda **kw: bottom_up('random_forest', random_state=0, **kw).fit(train, schema).sample(2000)
-    before = draw(shape=False, leaf_size=0)                # prediction + residual, the columns as they are: the chain before issue 22
+    before = draw(shape=False, leaf_size=0)                # prediction + residual, the columns as they are (as before issue 22, but for its parents)
     shape_only, leaves_only, after = draw(leaf_size=0), draw(shape=False), draw()
-    assert det(before) > 0.95 and det(fresh) < 0.6                                         # measured: 0.997, 0.51
+    assert det(before) > 0.85 and det(fresh) < 0.6                                         # measured: 0.90 (0.997 with parents by correlation), 0.51
     assert max(det(shape_only), det(leaves_only), det(after)) < 0.6                         # either fix alone passes here: 0.53, 0.50, 0.50
     assert MarginalDistance().compute(train, after, schema) <= MarginalDistance().compute(train, before, schema)
     cols = detection_columns(train, before, schema)
-    assert cols['alone'].idxmax() == 'rate'                                               # the rates between the real steps give it away
+    assert cols['alone'].idxmax() in ('rate', 'price_index')                              # values between a month's real ones give it away
     score = lambda rows: train_and_score(rows, fresh, schema, 'linear')['auroc']
     assert score(after) >= score(before) - 0.02                                           # and the rows are as useful as before
 
