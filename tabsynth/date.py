@@ -68,8 +68,8 @@ class DATEReport:
                 'selection': self.selection, 'proposer': self.proposer.get('proposer'),
                 'LLM calls': self.proposer.get('calls'), 'tokens': self.proposer.get('prompt tokens', 0) + self.proposer.get('completion tokens', 0),
                 'rejects': self.proposer.get('rejects'),
-                'copies of training rows': (f"none ({self.pool.get('copies dropped', 0):,} dropped from the pool; fresh real rows repeat one "
-                                            f"{self.pool['real copy rate']:.1%}, on {self.pool['measured on']})" if 'real copy rate' in self.pool else 'none'),
+                'copies of training rows': (f"none ({self.pool.get('copies dropped', 0):,} dropped from the pool; {self.pool['real copy rate']:.1%} of "
+                                            f"fresh real rows repeat one, measured on {self.pool['measured on']})" if 'real copy rate' in self.pool else 'none'),
                 **{f"{k} s": f"{v:.2f}" for k, v in self.seconds.items()}}
         rows = ''.join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in head.items())
         notes = ''.join(f"<li>{n}</li>" for n in self.notes)
