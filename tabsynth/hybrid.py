@@ -40,8 +40,13 @@ def _group_keys(df, cols):
     return list(zip(*[df[c].astype(object).where(df[c].notna(), None).tolist() for c in cols])) if cols else [()] * len(df)
 
 def _entropy(df, cols):
-    "The entropy (nats) of the joint values of `cols` over the rows of `df`."
-    p = pd.Series(_group_keys(df, cols)).value_counts(normalize=True).to_numpy()
+    "The entropy (nats) of the joint values of `cols` over the rows of `df` (a missing value is a value of its own)."
+    key = np.zeros(len(df), np.int64)
+    for c in cols:   # one code per combination, renumbered after each column so that it never overflows
+        k = pd.factorize(df[c], use_na_sentinel=False)[0]
+        key = pd.factorize(key * (k.max() + 1) + k)[0] if len(k) else key
+    p = np.bincount(key) / max(len(df), 1)
+    p = p[p > 0]
     return float(-(p * np.log(p)).sum())
 
 def joint_groups(df:pd.DataFrame, # the training rows
@@ -505,21 +510,18 @@ def _dependence(df, schema, bins:int=16):
     independent columns and 1 when each determines the other. Numbers of more than `bins` values are cut at their quantiles
     (a spike stays one bin), a missing value is a value of its own. Unlike a correlation it sees any dependence, and a few
     special codes (-9 for 'no record' in every column of a row) cannot make unrelated columns look related."""
-    n, cols, codes = len(df), list(df.columns), {}
+    cols, codes = list(df.columns), {}
     for c in cols:
         x = df[c]
         k = (pd.qcut(_numbers(x, schema[c].kind), bins, labels=False, duplicates='drop') if schema[c].kind in ('numeric', 'integer', 'datetime') and x.nunique() > bins
              else pd.Series(pd.factorize(x.astype(object))[0], index=x.index).where(x.notna()))
-        k = pd.Series(k).fillna(-1).to_numpy(int)
-        codes[c] = k - k.min()
-    def h(k):
-        p = np.bincount(k) / n; p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
-    H1 = {c: h(codes[c]) for c in cols}
+        codes[c] = pd.Series(k).fillna(-1).to_numpy(int)
+    codes = pd.DataFrame(codes)
+    H1 = {c: _entropy(codes, [c]) for c in cols}
     D = pd.DataFrame(np.eye(len(cols)), index=cols, columns=cols)
     for i, a in enumerate(cols):
         for b in cols[i + 1:]:
-            both = h(codes[a] * (codes[b].max() + 1) + codes[b])
+            both = _entropy(codes, [a, b])
             D.loc[a, b] = D.loc[b, a] = 2 * (H1[a] + H1[b] - both) / (H1[a] + H1[b]) if H1[a] + H1[b] > 0 else 0.0
     return D
 
