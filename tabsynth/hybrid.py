@@ -538,7 +538,7 @@ class TreeChain(_Base):
                  max_parents:int=12, # each column is predicted from at most this many earlier columns (the most associated)
                  residual_bins:int=10, # numbers: residuals are drawn among rows in the same decile of the prediction
                  leaf_size:int|None=None, # forest: numbers drawn from leaves of at least this many training rows (default 10; 0: prediction + residual)
-                 n_jobs:int=-1, # threads for fitting and predicting
+                 n_jobs:int=-1, # threads for fitting and predicting (a forest on fewer than 2,000 rows: one)
                  random_state:int|None=None,
                  allow_copies='real', # copies of training rows: 'real' (as often as real rows repeat one), False (none), True (any) or a share
                  shape:bool=True): # keep the shape of real rows: combinations and value grids (TableShape)
@@ -555,17 +555,19 @@ class TreeChain(_Base):
         self.max_rows = max_rows or (5000 if rf else 8000)
         self.name, self.allow_copies, self.shape = ('random_forest' if rf else 'xgboost'), allow_copies, shape
     def _params(self): return {k: getattr(self, k) for k in ('model', 'n_estimators', 'max_depth', 'max_rows', 'max_parents', 'residual_bins', 'leaf_size', 'n_jobs', 'random_state', 'allow_copies', 'shape')}
+    thread_rows = 2000   # a forest fitted on fewer rows runs on one thread
     @property
     def group_classes(self): return 1024 if self.model == 'random_forest' else 64   # a forest grows one tree for all classes, boosting one per class
     @property
-    def value_classes(self): return 32 if self.model == 'random_forest' else 0   # a number of few values (a count, 999 for 'never') drawn as one of them
+    def value_classes(self): return 32 if self.model == 'random_forest' and not self.leaf_size else 0   # prediction + residual: a number of few values (a count, 999 for 'never') drawn as one of them; leaf draws give real values already
 
-    def _estimator(self, classify, n_classes=2):
+    def _estimator(self, classify, rows):
         seed = int(self.rng_.integers(2**31))
         if self.model == 'random_forest':
             from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
             cls = RandomForestClassifier if classify else RandomForestRegressor
-            return cls(n_estimators=self.n_estimators, max_depth=self.max_depth, min_samples_leaf=2, n_jobs=self.n_jobs, random_state=seed)
+            jobs = self.n_jobs if rows >= self.thread_rows else 1   # on few rows, a thread pool costs more than its trees take (the same trees either way)
+            return cls(n_estimators=self.n_estimators, max_depth=self.max_depth, min_samples_leaf=2, n_jobs=jobs, random_state=seed)
         from xgboost import XGBClassifier, XGBRegressor
         kw = dict(n_estimators=self.n_estimators, max_depth=self.max_depth, learning_rate=0.1, n_jobs=self.n_jobs, random_state=seed, tree_method='hist', verbosity=0)
         return XGBClassifier(**kw) if classify else XGBRegressor(**kw)
@@ -612,22 +614,22 @@ class TreeChain(_Base):
             codes = np.where(np.isnan(y), len(self.cats_[c]), y).astype(int)   # missing is a class of its own
             labels = np.unique(codes)
             if len(labels) == 1: return _Link(c, parents, 'class', None, labels)
-            m = self._estimator(True, len(labels)).fit(Xp, np.searchsorted(labels, codes))
+            m = self._estimator(True, len(y)).fit(Xp, np.searchsorted(labels, codes))
             return _Link(c, parents, 'class', _serial(m), labels)
         miss = np.isnan(y)
         link = _Link(c, parents, 'number', miss_rate=float(miss.mean()))
-        if 0 < miss.sum() < len(y): link.missing = _serial(self._estimator(True).fit(Xp, miss.astype(int)))
+        if 0 < miss.sum() < len(y): link.missing = _serial(self._estimator(True, len(y)).fit(Xp, miss.astype(int)))
         ok = ~miss
         Xo, yo = Xp[ok], y[ok]
         if self.leaf_size and len(yo) >= 2 * self.leaf_size:   # the forest's conditional distribution: the training values in a leaf
-            m = self._estimator(False)
+            m = self._estimator(False, len(yo))
             m.set_params(min_samples_leaf=self.leaf_size)
             L = m.fit(Xo, yo).apply(Xo)
             orders = [np.argsort(L[:, t], kind='stable') for t in range(L.shape[1])]
             link.model, link.leaves = _serial(m), [(L[o, t], yo[o]) for t, o in enumerate(orders)]
             return link
         if self.model == 'random_forest' and len(yo) >= 20:   # out-of-bag predictions: an honest residual for every row
-            m = self._estimator(False)
+            m = self._estimator(False, len(yo))
             m.set_params(oob_score=True)
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')   # a row that no tree left out has no out-of-bag prediction: it is skipped
@@ -637,7 +639,7 @@ class TreeChain(_Base):
             pred_h, res = pred_h[keep], yo[keep] - pred_h[keep]
         else:   # boosted trees: residuals of a fifth of the rows held out
             hold = self.rng_.random(len(yo)) < 0.2 if len(yo) >= 50 else np.zeros(len(yo), bool)
-            m = self._estimator(False).fit(Xo[~hold], yo[~hold])
+            m = self._estimator(False, int((~hold).sum())).fit(Xo[~hold], yo[~hold])
             pred_h = m.predict(Xo[hold] if hold.any() else Xo)
             res = (yo[hold] if hold.any() else yo) - pred_h
         edges = np.unique(np.quantile(pred_h, np.linspace(0, 1, self.residual_bins + 1)[1:-1])) if len(pred_h) else np.array([])

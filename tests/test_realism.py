@@ -94,6 +94,16 @@ def test_a_forest_draws_numbers_from_its_leaves(table):
         bottom_up('random_forest', leaf_size=-1)
 
 
+def test_a_leaf_drawing_forest_keeps_counts_as_numbers_and_the_same_trees_on_any_threads(table):
+    train, _, _, schema = table
+    t = train.assign(visits=np.random.default_rng(1).poisson(1 + train.rate))      # a count of about ten values
+    s = Schema.infer(t, 'churn', kinds={'churn': 'categorical'}, name='visits')
+    leaf, resid = (bottom_up('random_forest', random_state=0, leaf_size=k).fit(t, s) for k in (10, 0))
+    assert 'visits' not in leaf.shape_.classes_ and 'visits' in resid.shape_.classes_  # leaves hold real counts; prediction + residual needs classes
+    assert leaf.sample(1000).visits.isin(set(t.visits)).all()
+    one, two = (bottom_up('random_forest', random_state=0, n_jobs=k).fit(train, schema).sample(500) for k in (1, 2))
+    pd.testing.assert_frame_equal(one, two)                                           # threads change the time, not the rows
+
 def test_the_contract_holds_with_the_shape(table):
     train, _, months, schema = table
     chain = bottom_up('random_forest', random_state=0).fit(train, schema, first=['month'])
