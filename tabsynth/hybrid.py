@@ -13,9 +13,9 @@ from scipy.special import ndtr, ndtri
 
 # %% auto #0
 __all__ = ['BOTTOM_UP', 'TEMPLATE_PROMPT', 'MANUAL_TEMPLATE', 'STRICT_TEMPLATE', 'TEMPLATES', 'PAPER_HTDBU', 'REALISM_GENERATORS',
-           'REALISM_TABLES', 'joint_groups', 'TableShape', 'ConditionError', 'Independent', 'GaussianCopula',
-           'TreeChain', 'RandomForestChain', 'XGBoostChain', 'SDVGenerator', 'CTGAN', 'TVAE', 'bottom_up',
-           'HybridReport', 'HybridSynthesizer', 'TextPool', 'pair_text', 'data_summary', 'template_schema',
+           'REALISM_TABLES', 'joint_groups', 'sum_columns', 'TableShape', 'ConditionError', 'Independent',
+           'GaussianCopula', 'TreeChain', 'RandomForestChain', 'XGBoostChain', 'SDVGenerator', 'CTGAN', 'TVAE',
+           'bottom_up', 'HybridReport', 'HybridSynthesizer', 'TextPool', 'pair_text', 'data_summary', 'template_schema',
            'ProposedTemplate', 'propose_template', 'escalate', 'LoopHistory', 'feedback_loop', 'hybrid_benchmark',
            'hybrid_summary', 'realism_benchmark', 'realism_summary']
 
@@ -94,14 +94,42 @@ def _decimals(x, most:int=6):
         if (np.abs(x * 10.0**k - np.round(x * 10.0**k)) < 1e-6).mean() >= 0.999: return k
     return None
 
+def sum_columns(df:pd.DataFrame, # the training rows
+                schema:Schema, # their schema
+                exclude=(), # columns never taken as a sum (the ones sampling is conditioned on)
+                min_rows:int=20, # fewer rows than this prove nothing
+               ) -> list:
+    """The numbers that are the sum of two others on every training row, as (sum, part, part): a total of its parts, say
+    rentals = casual + registered. A sum is written only to the precision its column is written with; a column with a missing
+    value or a single value is never a part or a sum, a sum has at least 3 values, and a column is the sum of one pair only and
+    never a part of another sum."""
+    nums = [c.name for c in schema if c.kind in ('numeric', 'integer') and df[c.name].notna().all() and df[c.name].nunique() >= 2]
+    if len(df) < min_rows or len(nums) < 3: return []
+    X = df[nums].to_numpy(float)
+    def tol(j):   # how far a sum may be from the column: half its last decimal place (whole numbers: exact)
+        k = None if schema[nums[j]].kind == 'integer' else _decimals(X[:, j])
+        return 0.51 * 10.0**-k if k else 1e-9 * max(1.0, np.abs(X[:, j]).max())
+    tols = np.array([tol(j) for j in range(len(nums))])
+    probe = X[np.linspace(0, len(X) - 1, min(64, len(X))).astype(int)]   # a few rows rule out nearly every pair at once
+    out, taken = [], set()
+    for i in range(len(nums)):
+        for j in range(i + 1, len(nums)):
+            hits = np.flatnonzero((np.abs(probe - (probe[:, i] + probe[:, j])[:, None]) <= tols).all(axis=0))
+            for k in hits:
+                c, a, b = nums[k], nums[i], nums[j]
+                if k in (i, j) or c in exclude or c in taken or {a, b} & taken or any(c in p for _, *p in out) or df[c].nunique() < 3: continue
+                if (np.abs(X[:, i] + X[:, j] - X[:, k]) <= tols[k]).all(): out.append((c, a, b)); taken.add(c)
+    return out
+
 class TableShape:
     """What real rows look like beyond their marginals and correlations: columns that occur together in few combinations (see
     `joint_groups`), and each number's decimal places and, when its values repeat, its set of values. `encode` turns each group
     into one column: a category per combination when there are at most `max_classes` of them, else the number of its
     combination, ordered by the group's numbers so that a model of numbers sees neighbours as neighbours. `decode` writes the
     combinations back and puts every other number on its column's grid (a frequent value catches the numbers around it, so a
-    spike stays a spike). A generator fitted on the encoded rows can then only write combinations and values the training rows
-    hold, which is what a detector looks at first."""
+    spike stays a spike). A column that is the sum of two others on every training row (`sum_columns`) is not modelled at all:
+    `decode` adds its parts. A generator fitted on the encoded rows can then only write combinations and values the training
+    rows hold, and totals that add up, which is what a detector (and a user) looks at first."""
     def __init__(self, tolerance:float=0.05, # joint_groups: how far from a function a group may be
                  min_repeats:int=10, # joint_groups: each combination occurs this often on average
                  value_repeats:float=3, # a number keeps its set of values when each value occurs this often on average
@@ -122,9 +150,13 @@ class TableShape:
             while name in df.columns or name in self.names_: name += "'"
             self.names_.append(name)
         grouped = set(self.grouped)
+        self.sums_ = sum_columns(df, schema, exclude=set(exclude) | grouped)
+        totals = {c for c, _, _ in self.sums_}
+        self.sum_limits_ = {c: (schema[c].min if schema[c].min is not None else float(df[c].min()), schema[c].max if schema[c].max is not None else float(df[c].max()))
+                            for c in totals}
         self.decimals_, self.values_ = {}, {}
         for c in schema:
-            if c.kind not in ('numeric', 'integer') or c.name in grouped: continue
+            if c.kind not in ('numeric', 'integer') or c.name in grouped or c.name in totals: continue
             x = pd.to_numeric(df[c.name], errors='coerce').dropna().to_numpy(float)
             if not len(x): continue
             if c.kind == 'numeric' and (k := _decimals(x)) is not None: self.decimals_[c.name] = k
@@ -132,12 +164,12 @@ class TableShape:
             if len(u) * self.value_repeats <= len(x): self.values_[c.name] = (u, _cells(x, u, w))
         self.classes_ = [c for c, (u, _) in self.values_.items() if len(u) <= self.value_classes and c not in exclude]
         cols = [Column(c.name, 'categorical', c.nullable, categories=self.values_[c.name][0].tolist()) if c.name in self.classes_ else c
-                for c in schema if c.name not in grouped]
+                for c in schema if c.name not in grouped and c.name not in totals]
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
             numeric = any(schema[c].kind in ('numeric', 'integer') for c in g) and len(t) > self.max_classes
             cols.append(Column(name, 'integer', min=0, max=len(t) - 1) if numeric else Column(name, 'categorical', categories=list(range(len(t)))))
-        self.model_schema_ = Schema(cols, target=schema.target if schema.target not in grouped else None,
-                                    task=schema.task if schema.target not in grouped else None, name=schema.name)
+        modelled = schema.target not in grouped and schema.target not in totals
+        self.model_schema_ = Schema(cols, target=schema.target if modelled else None, task=schema.task if modelled else None, name=schema.name)
         return self
     @property
     def grouped(self) -> list:
@@ -145,7 +177,7 @@ class TableShape:
         return [c for g in self.groups_ for c in g]
     def encode(self, df:pd.DataFrame) -> pd.DataFrame:
         "The rows with each group as the number of its combination (every combination must be one of the training rows')."
-        out = df.drop(columns=self.grouped)
+        out = df.drop(columns=self.grouped + [c for c, _, _ in self.sums_])
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
             ids = {k: i for i, k in enumerate(_group_keys(t, g))}
             code = pd.Series([ids.get(k) for k in _group_keys(df, g)], index=df.index, dtype=float)
@@ -156,7 +188,7 @@ class TableShape:
         """The rows in the table's columns: each group's combination written back, the other numbers (but `fixed`) on their grid.
         A number that is one of its column's values stays; any other becomes the value whose cell holds it (cells from the
         kernel-smoothed CDF: a value real rows take often catches the numbers around it, a rare one only those close to it);
-        then the column's decimals."""
+        then the column's decimals. A sum is its parts added (kept inside its column's training range)."""
         out = rows.copy()
         for g, t, name in zip(self.groups_, self.combos_, self.names_):
             i = np.clip(np.round(pd.to_numeric(out.pop(name), errors='coerce').fillna(0).to_numpy(float)), 0, len(t) - 1).astype(int)
@@ -173,20 +205,24 @@ class TableShape:
                 x[ok] = np.where(u[at] == xs, xs, u[np.searchsorted(cells, xs)])
             if c in self.decimals_: x[ok] = np.round(x[ok], self.decimals_[c])
             out[c] = x
+        for c, a, b in self.sums_:   # a total is its parts added, inside its column's range
+            lo, hi = self.sum_limits_[c]
+            out[c] = np.clip(pd.to_numeric(out[a], errors='coerce').to_numpy(float) + pd.to_numeric(out[b], errors='coerce').to_numpy(float), lo, hi)
         out = out[self.schema_.names]
         for c in self.schema_.names:
             try: out[c] = out[c].astype(self.dtypes_[c])
             except (TypeError, ValueError): pass   # an int column with missing values stays float
         return out
     def to_frame(self) -> pd.DataFrame:
-        "One line per group and per number: what is kept, and how many combinations or values."
+        "One line per group, per sum and per number: what is kept, and how many combinations or values."
         rows = [{'columns': ', '.join(g), 'kept': 'combinations', 'count': len(t)} for g, t in zip(self.groups_, self.combos_)]
+        rows += [{'columns': c, 'kept': f'sum of {a} and {b}'} for c, a, b in self.sums_]
         for c in self.schema_.names:
             if c in self.decimals_ or c in self.values_:
                 rows.append({'columns': c, 'kept': ' and '.join(k for k, on in (('decimals', c in self.decimals_), ('values', c in self.values_)) if on),
                              'count': len(self.values_[c][0]) if c in self.values_ else None, 'decimals': self.decimals_.get(c)})
         return pd.DataFrame(rows, columns=['columns', 'kept', 'count', 'decimals'])
-    def __repr__(self): return f"TableShape({len(self.groups_)} groups, {len(self.decimals_)} numbers with decimals, {len(self.values_)} with value sets)"
+    def __repr__(self): return f"TableShape({len(self.groups_)} groups, {len(self.sums_)} sums, {len(self.decimals_)} numbers with decimals, {len(self.values_)} with value sets)"
 
 
 # %% ../nbs/08_hybrid.ipynb #dc025db1
@@ -289,6 +325,11 @@ class _Base:
             g = next(g for g in self.shape_.groups_ if bad[0] in g)
             raise ValueError(f"condition column {bad[0]!r} is drawn jointly with {[c for c in g if c != bad[0]]} (the training rows hold only "
                              f"{len(self.shape_.combos_[self.shape_.groups_.index(g)])} combinations of them): fit with first={bad} to condition on it")
+        sums = self.shape_.sums_ if self.shape_ is not None else []
+        if isinstance(conditions, pd.DataFrame) and (bad := [c for c, _, _ in sums if c in conditions.columns]):
+            a, b = next((a, b) for c, a, b in sums if c == bad[0])
+            raise ValueError(f"condition column {bad[0]!r} is the sum of {a!r} and {b!r} on every training row, so it is added, not drawn: "
+                             f"condition on {a!r} and {b!r}, or fit with first={bad} to condition on it")
         cond = _check_conditions(self, conditions, n)
         fixed = [] if cond is None else list(cond.columns)
         draw = lambda m, c: self._draw(m, c) if self.shape_ is None else self.shape_.decode(self._draw(m, c), fixed)
@@ -296,7 +337,7 @@ class _Base:
         self.copies_redrawn_ = 0
         if self.guard_ is None or not len(rows): return rows
         again = lambda pos: draw(len(pos), None if cond is None else cond.iloc[pos].reset_index(drop=True))
-        rows = self.guard_.apply(rows, again, fixed=fixed + grouped)   # a swap keeps the conditions and the combinations
+        rows = self.guard_.apply(rows, again, fixed=fixed + grouped + [c for s in sums for c in s])   # a swap keeps the conditions, the combinations and the sums
         self.copies_redrawn_ = self.guard_.last_['changed']
         return rows
     def reseed(self, seed:int):
