@@ -142,3 +142,21 @@ def test_bench_realism_on_a_bundled_table(tmp_path):
     f = pd.read_csv(tmp_path/'realism.csv')
     assert set(f.generator) == {'real rows', 'random_forest', 'random_forest, no shape', 'sdv_copula'} and f['detection AUC'].notna().all()
     assert '## iris' in r.stdout and '## Targets' in (tmp_path/'summary.md').read_text()
+
+
+def test_totals_add_up_for_every_generator_and_through_the_copy_guard():
+    "A total of two parts is added, not drawn: every generator keeps it, also when the copy guard mends many copies by swaps."
+    rng = np.random.default_rng(3)
+    f = pd.DataFrame({'hour': rng.integers(0, 8, 1500), 'temp': rng.choice([10, 15, 20, 25, 30], 1500), 'casual': rng.poisson(1, 1500)})
+    f['registered'] = rng.poisson(1 + f.hour)
+    f['total'] = f.casual + f.registered                                              # few values: copies of training rows are common
+    s = Schema.infer(f, 'total', name='few rides')
+    adds_up = lambda rows: (rows.casual + rows.registered == rows.total).mean()
+    for name in OURS:
+        for allow in ('real', False):
+            g = bottom_up(name, random_state=0, allow_copies=allow).fit(f, s)
+            rows = g.sample(1000)
+            assert g.shape_.sums_ == [('total', 'casual', 'registered')]
+            assert adds_up(rows) >= 0.99, (name, allow, adds_up(rows))
+            if allow is False: assert not len(rows.merge(f.drop_duplicates())) and g.copies_redrawn_ > 0   # copies were mended, none is left
+    assert adds_up(bottom_up('random_forest', random_state=0, shape=False).fit(f, s).sample(1000)) < 0.9
